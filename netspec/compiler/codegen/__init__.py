@@ -1,0 +1,1 @@
+"""Back ends: the graph IR to a torch.fx GraphModule, to standalone source, to ONNX."""

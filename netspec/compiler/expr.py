@@ -1,0 +1,121 @@
+"""A tiny, safe expression language for parameterised blocks.
+
+Block bodies may use `$name` (a parameter) or `${expr}` (an expression over parameters),
+and `when: expr` to keep a layer only when a condition holds. Expressions are parsed with
+`ast` and interpreted by walking a whitelist of node types: no `eval`, no attribute
+access, no calls, no `**`, and every number is bounded, so a spec cannot run code or
+build huge values.
+"""
+from __future__ import annotations
+
+import ast
+import operator
+from typing import Any
+
+MAX_EXPR_CHARS = 200
+MAX_ABS_VALUE = 10**12
+
+
+class ExprError(ValueError):
+    """An expression that cannot be evaluated; the message is meant for the user."""
+
+
+_BINARY = {
+    ast.Add: operator.add,
+    ast.Sub: operator.sub,
+    ast.Mult: operator.mul,
+    ast.FloorDiv: operator.floordiv,
+    ast.Div: operator.truediv,
+    ast.Mod: operator.mod,
+}
+_COMPARE = {
+    ast.Eq: operator.eq,
+    ast.NotEq: operator.ne,
+    ast.Lt: operator.lt,
+    ast.LtE: operator.le,
+    ast.Gt: operator.gt,
+    ast.GtE: operator.ge,
+}
+
+
+def evaluate(text: str, env: dict[str, Any]) -> Any:
+    """Evaluate `text` with names from `env`."""
+    if len(text) > MAX_EXPR_CHARS:
+        raise ExprError(f"expression longer than {MAX_EXPR_CHARS} characters")
+    try:
+        tree = ast.parse(text.strip(), mode="eval")
+    except SyntaxError as exc:
+        raise ExprError(f"invalid expression {text!r}: {exc.msg}") from None
+    return _eval(tree.body, env, text)
+
+
+def _checked(value: Any, text: str) -> Any:
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and abs(value) > MAX_ABS_VALUE:
+        raise ExprError(f"value out of range in {text!r}")
+    return value
+
+
+def _eval(node: ast.AST, env: dict[str, Any], text: str) -> Any:
+    if isinstance(node, ast.Constant) and isinstance(node.value, (int, float, str, bool)):
+        return _checked(node.value, text)
+    if isinstance(node, ast.Name):
+        if node.id not in env:
+            known = ", ".join(sorted(env)) or "none"
+            raise ExprError(f"unknown name {node.id!r} in {text!r} (known: {known})")
+        return env[node.id]
+    if isinstance(node, ast.BinOp) and type(node.op) in _BINARY:
+        left, right = _eval(node.left, env, text), _eval(node.right, env, text)
+        try:
+            return _checked(_BINARY[type(node.op)](left, right), text)
+        except (TypeError, ZeroDivisionError) as exc:
+            raise ExprError(f"cannot evaluate {text!r}: {exc}") from None
+    if isinstance(node, ast.UnaryOp) and isinstance(node.op, (ast.USub, ast.UAdd, ast.Not)):
+        value = _eval(node.operand, env, text)
+        if isinstance(node.op, ast.Not):
+            return not value
+        return -value if isinstance(node.op, ast.USub) else +value
+    if isinstance(node, ast.BoolOp):
+        values = (_eval(v, env, text) for v in node.values)
+        return all(values) if isinstance(node.op, ast.And) else any(values)
+    if isinstance(node, ast.Compare) and all(type(op) in _COMPARE for op in node.ops):
+        left = _eval(node.left, env, text)
+        for op, comparator in zip(node.ops, node.comparators):
+            right = _eval(comparator, env, text)
+            try:
+                if not _COMPARE[type(op)](left, right):
+                    return False
+            except TypeError as exc:
+                raise ExprError(f"cannot compare in {text!r}: {exc}") from None
+            left = right
+        return True
+    if isinstance(node, ast.IfExp):
+        return _eval(node.body if _eval(node.test, env, text) else node.orelse, env, text)
+    if isinstance(node, ast.Subscript):
+        container, index = _eval(node.value, env, text), _eval(node.slice, env, text)
+        try:
+            return container[index]
+        except (TypeError, IndexError, KeyError):
+            raise ExprError(f"cannot index {container!r} with {index!r} in {text!r}") from None
+    if isinstance(node, (ast.List, ast.Tuple)):
+        if len(node.elts) > 64:
+            raise ExprError(f"list too long in {text!r}")
+        return [_eval(e, env, text) for e in node.elts]
+    raise ExprError(f"unsupported syntax {type(node).__name__} in {text!r}")
+
+
+def substitute(value: Any, env: dict[str, Any]) -> Any:
+    """Replace `$name` and `${expr}` strings (also inside lists) by their values."""
+    if isinstance(value, str) and value.startswith("$"):
+        body = value[2:-1] if value.startswith("${") and value.endswith("}") else value[1:]
+        return evaluate(body, env)
+    if isinstance(value, list):
+        return type(value)(substitute(v, env) for v in value) if type(value) is list else _copy_list(value, env)
+    return value
+
+
+def _copy_list(value: list, env: dict[str, Any]) -> list:
+    out = type(value)(substitute(v, env) for v in value)
+    for attr in ("loc", "item_locs"):
+        if hasattr(value, attr):
+            setattr(out, attr, getattr(value, attr))
+    return out

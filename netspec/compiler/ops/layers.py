@@ -1,0 +1,311 @@
+"""Layers with weights or windows: linear, conv2d, pooling, flatten, dropout, batch norm.
+
+Each op is one `OpDef`: its parameter schema, shape rule, parameter and MAC counts, a
+torch builder (torch is imported inside the builder only) and how to draw it.
+"""
+from __future__ import annotations
+
+import math
+from typing import Optional
+
+from netspec.compiler.registry import Attrs, OpDef, register
+from netspec.compiler.schema_base import (
+    Model,
+    NonNegIntPair,
+    PosFloat,
+    PosInt,
+    PosIntPair,
+    Probability,
+    Bool,
+    ConvPadding,
+)
+from netspec.compiler.shapes import Shape, ShapeError, fmt, pair, require_features, require_image, window_out
+
+
+def _kxk(value: object) -> str:
+    a, b = pair(value)
+    return f"{a}×{b}"
+
+
+# ---------------------------------------------------------------- linear
+class LinearParams(Model):
+    """Fully connected layer: `out` features."""
+
+    out: PosInt
+    bias: Bool = True
+
+
+def _linear_shape(a: Attrs, ins: list[Shape]) -> Shape:
+    require_features(ins[0], "linear")
+    return (a["out"],)
+
+
+def _linear_torch(a: Attrs, ins: list[Shape]):
+    from torch import nn
+
+    return nn.Linear(ins[0][0], a["out"], bias=a["bias"])
+
+
+register(
+    OpDef(
+        name="linear",
+        params=LinearParams,
+        shape=_linear_shape,
+        torch=_linear_torch,
+        family="linear",
+        label=lambda a: f"linear {a['out']}",
+        doc="Fully connected layer (nn.Linear); the input must be features (flatten images first).",
+        count_params=lambda a, ins, out: ins[0][0] * a["out"] + (a["out"] if a["bias"] else 0),
+        count_macs=lambda a, ins, out: ins[0][0] * a["out"],
+        has_weight=True,
+    )
+)
+
+
+# ---------------------------------------------------------------- conv2d
+class Conv2dParams(Model):
+    """2-d convolution."""
+
+    out: PosInt
+    kernel: PosIntPair
+    stride: PosIntPair = 1
+    padding: ConvPadding = 0
+    dilation: PosIntPair = 1
+    groups: PosInt = 1
+    bias: Bool = True
+
+
+def _conv_padding(a: Attrs) -> tuple[int, int] | str:
+    return a["padding"] if isinstance(a["padding"], str) else pair(a["padding"])
+
+
+def _conv_shape(a: Attrs, ins: list[Shape]) -> Shape:
+    c, h, w = require_image(ins[0], "conv2d")
+    if c % a["groups"] or a["out"] % a["groups"]:
+        raise ShapeError(f"groups={a['groups']} must divide input channels {c} and out channels {a['out']}")
+    (kh, kw), (sh, sw), (dh, dw) = pair(a["kernel"]), pair(a["stride"]), pair(a["dilation"])
+    padding = _conv_padding(a)
+    if padding == "same":
+        if (sh, sw) != (1, 1):
+            raise ShapeError("padding 'same' needs stride 1 (as in PyTorch)")
+        # torch pads so the output keeps the input size; the kernel must still fit the padded input
+        return (a["out"], h, w)
+    ph, pw = (0, 0) if padding == "valid" else padding
+    return (a["out"], window_out(h, kh, sh, ph, dh, False, ins[0]), window_out(w, kw, sw, pw, dw, False, ins[0]))
+
+
+def _conv_weights(a: Attrs, ins: list[Shape]) -> int:
+    kh, kw = pair(a["kernel"])
+    return a["out"] * (ins[0][0] // a["groups"]) * kh * kw
+
+
+def _conv_torch(a: Attrs, ins: list[Shape]):
+    from torch import nn
+
+    padding = _conv_padding(a)
+    return nn.Conv2d(
+        ins[0][0],
+        a["out"],
+        kernel_size=pair(a["kernel"]),
+        stride=pair(a["stride"]),
+        padding=padding,
+        dilation=pair(a["dilation"]),
+        groups=a["groups"],
+        bias=a["bias"],
+    )
+
+
+def _conv_label(a: Attrs) -> str:
+    stride = pair(a["stride"])
+    parts = [f"conv {_kxk(a['kernel'])}"]
+    if stride != (1, 1):
+        parts.append(f"/{stride[0]}" if stride[0] == stride[1] else f"/{stride[0]}×{stride[1]}")
+    return " ".join(parts) + f", {a['out']}"
+
+
+register(
+    OpDef(
+        name="conv2d",
+        params=Conv2dParams,
+        shape=_conv_shape,
+        torch=_conv_torch,
+        family="conv",
+        label=_conv_label,
+        doc="2-d convolution (nn.Conv2d): out channels, kernel, stride, padding (or 'same'), dilation, groups, bias.",
+        count_params=lambda a, ins, out: _conv_weights(a, ins) + (a["out"] if a["bias"] else 0),
+        count_macs=lambda a, ins, out: _conv_weights(a, ins) * out[1] * out[2],
+        has_weight=True,
+    )
+)
+
+
+# ---------------------------------------------------------------- pooling
+class PoolParams(Model):
+    """Max or average pooling; stride defaults to the kernel."""
+
+    kernel: PosIntPair
+    stride: Optional[PosIntPair] = None
+    padding: NonNegIntPair = 0
+    ceil_mode: Bool = False
+
+
+def _pool_shape(kind: str):
+    def rule(a: Attrs, ins: list[Shape]) -> Shape:
+        c, h, w = require_image(ins[0], kind)
+        (kh, kw), (ph, pw) = pair(a["kernel"]), pair(a["padding"])
+        sh, sw = pair(a["stride"] if a["stride"] is not None else a["kernel"])
+        if ph > kh // 2 or pw > kw // 2:
+            raise ShapeError(f"padding {a['padding']} must be at most half the kernel {_kxk(a['kernel'])}")
+        ceil = a["ceil_mode"]
+        return (c, window_out(h, kh, sh, ph, 1, ceil, ins[0]), window_out(w, kw, sw, pw, 1, ceil, ins[0]))
+
+    return rule
+
+
+def _pool_torch(cls_name: str):
+    def build(a: Attrs, ins: list[Shape]):
+        from torch import nn
+
+        stride = pair(a["stride"]) if a["stride"] is not None else pair(a["kernel"])
+        kernel, padding = pair(a["kernel"]), pair(a["padding"])
+        if kernel[0] == kernel[1] and stride[0] == stride[1] and padding[0] == padding[1]:
+            kernel, stride, padding = kernel[0], stride[0], padding[0]  # reads like hand-written code
+        return getattr(nn, cls_name)(kernel, stride=stride, padding=padding, ceil_mode=a["ceil_mode"])
+
+    return build
+
+
+def _pool_label(kind: str):
+    def label(a: Attrs) -> str:
+        stride = pair(a["stride"]) if a["stride"] is not None else pair(a["kernel"])
+        return f"{kind} {_kxk(a['kernel'])}" + (f" /{stride[0]}" if stride != (1, 1) else "")
+
+    return label
+
+
+for _name, _cls in (("maxpool", "MaxPool2d"), ("avgpool", "AvgPool2d")):
+    register(
+        OpDef(
+            name=_name,
+            params=PoolParams,
+            shape=_pool_shape(_name),
+            torch=_pool_torch(_cls),
+            family="pool",
+            label=_pool_label(_name),
+            doc=f"{'Max' if _name == 'maxpool' else 'Average'} pooling (nn.{_cls}): kernel, stride (default: kernel), padding, ceil_mode.",
+        )
+    )
+
+
+class AdaptiveAvgPoolParams(Model):
+    """Average pooling to a fixed output size."""
+
+    size: PosIntPair
+
+
+def _adaptive_shape(a: Attrs, ins: list[Shape]) -> Shape:
+    c, _, _ = require_image(ins[0], "adaptive_avgpool")
+    return (c, *pair(a["size"]))
+
+
+def _adaptive_torch(a: Attrs, ins: list[Shape]):
+    from torch import nn
+
+    return nn.AdaptiveAvgPool2d(pair(a["size"]))
+
+
+register(
+    OpDef(
+        name="adaptive_avgpool",
+        params=AdaptiveAvgPoolParams,
+        shape=_adaptive_shape,
+        torch=_adaptive_torch,
+        family="pool",
+        label=lambda a: f"adaptive avgpool {_kxk(a['size'])}",
+        doc="Adaptive average pooling (nn.AdaptiveAvgPool2d) to `size`.",
+    )
+)
+
+
+class NoParams(Model):
+    """An op without parameters."""
+
+
+register(
+    OpDef(
+        name="global_avgpool",
+        params=NoParams,
+        shape=lambda a, ins: (require_image(ins[0], "global_avgpool")[0], 1, 1),
+        torch=lambda a, ins: __import__("torch").nn.AdaptiveAvgPool2d((1, 1)),
+        family="pool",
+        label=lambda a: "global avgpool",
+        doc="Global average pooling to C×1×1 (nn.AdaptiveAvgPool2d((1, 1))); follow it with flatten.",
+    )
+)
+
+
+# ---------------------------------------------------------------- reshaping and regularisation
+register(
+    OpDef(
+        name="flatten",
+        params=NoParams,
+        shape=lambda a, ins: (math.prod(ins[0]),),
+        torch=lambda a, ins: __import__("torch").nn.Flatten(),
+        family="reshape",
+        label=lambda a: "flatten",
+        doc="Flatten C×H×W to features (nn.Flatten).",
+    )
+)
+
+
+class DropoutParams(Model):
+    """Dropout with drop probability `p`."""
+
+    p: Probability = 0.5
+
+
+register(
+    OpDef(
+        name="dropout",
+        params=DropoutParams,
+        shape=lambda a, ins: ins[0],
+        torch=lambda a, ins: __import__("torch").nn.Dropout(a["p"]),
+        family="regularization",
+        label=lambda a: f"dropout {a['p']}",
+        doc="Dropout (nn.Dropout) with drop probability p; active only in training.",
+    )
+)
+
+
+class BatchNormParams(Model):
+    """Batch normalisation; 1-d or 2-d follows from the input."""
+
+    eps: PosFloat = 1e-5
+    momentum: Optional[Probability] = 0.1
+
+
+def _bn_shape(a: Attrs, ins: list[Shape]) -> Shape:
+    if len(ins[0]) not in (1, 3):
+        raise ShapeError(f"batchnorm expects features or channels×height×width, got {fmt(ins[0])}")
+    return ins[0]
+
+
+def _bn_torch(a: Attrs, ins: list[Shape]):
+    from torch import nn
+
+    cls = nn.BatchNorm1d if len(ins[0]) == 1 else nn.BatchNorm2d
+    return cls(ins[0][0], eps=a["eps"], momentum=a["momentum"])
+
+
+register(
+    OpDef(
+        name="batchnorm",
+        params=BatchNormParams,
+        shape=_bn_shape,
+        torch=_bn_torch,
+        family="norm",
+        label=lambda a: "batchnorm",
+        doc="Batch normalisation: nn.BatchNorm1d after features, nn.BatchNorm2d after images.",
+        count_params=lambda a, ins, out: 2 * ins[0][0],
+    )
+)

@@ -1,0 +1,38 @@
+"""Static shape inference, in pure Python: each node's output shape from its inputs' shapes.
+
+The rules live with the ops in the registry; this pass applies them in topological order
+and turns a failed rule into an error that names the node, its YAML line and the numbers.
+"""
+from __future__ import annotations
+
+from netspec.compiler import registry
+from netspec.compiler.graph import INPUT, Graph, Node
+from netspec.compiler.shapes import ShapeError, fmt
+from netspec.errors import SpecError
+
+
+def infer_node(graph: Graph, node: Node) -> None:
+    """Set `node.shape` from its inputs (already inferred); raise a located `SpecError`."""
+    if node.op == INPUT:
+        node.shape = graph.input_shape
+        return
+    op = registry.get(node.op)
+    assert op is not None, node.op
+    in_shapes = [graph.node(i).shape for i in node.inputs]
+    if not op.min_inputs <= len(in_shapes) <= op.max_inputs:
+        want = op.min_inputs if op.min_inputs == op.max_inputs else f"{op.min_inputs} or more"
+        raise SpecError.at(node.location, f"{node.op} {node.name!r}: takes {want} input(s), got {len(in_shapes)}")
+    try:
+        node.shape = tuple(op.shape(node.attrs, in_shapes))  # type: ignore[arg-type]
+    except ShapeError as exc:
+        raise SpecError.at(node.location, f"{node.op} {node.name!r}: {exc}") from None
+    if any(d <= 0 for d in node.shape):
+        shown = ", ".join(fmt(s) for s in in_shapes)  # type: ignore[arg-type]
+        raise SpecError.at(node.location, f"{node.op} {node.name!r}: empty output {fmt(node.shape)} from input {shown}")
+
+
+def infer_shapes(graph: Graph) -> Graph:
+    """The pass: (re)infer every shape of a graph."""
+    for node in graph.nodes():
+        infer_node(graph, node)
+    return graph

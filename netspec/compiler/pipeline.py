@@ -1,0 +1,34 @@
+"""The front of the compiler as one call: path or text -> validated spec -> checked graph."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from netspec.compiler.graph import Graph
+from netspec.compiler.passes import run_passes
+from netspec.compiler.passes.expand import expand, prelude
+from netspec.compiler.schema import Spec, validate_spec
+from netspec.compiler.yaml_loader import load_yaml_file, load_yaml_text
+
+
+@dataclass
+class LoadedSpec:
+    """A validated spec together with its raw YAML tree (which knows every location)."""
+
+    spec: Spec
+    raw: Any
+    path: str
+
+
+def load_spec(source: str | Path, *, text: str | None = None) -> LoadedSpec:
+    """Load and validate a spec from a file (or from `text`, named `source` in messages)."""
+    name = str(source)
+    raw = load_yaml_text(text, name) if text is not None else load_yaml_file(source)
+    spec = validate_spec(raw, name, set(prelude()))
+    return LoadedSpec(spec, raw, name)
+
+
+def build_graph(loaded: LoadedSpec) -> Graph:
+    """Expand blocks and run the passes (lint, shapes, counts)."""
+    return run_passes(expand(loaded.spec, loaded.raw, loaded.path))

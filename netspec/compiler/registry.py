@@ -1,0 +1,86 @@
+"""The one table of ops: name -> schema, shape rule, counts, torch builder, drawing style.
+
+Every stage looks ops up here instead of branching on op names. Custom ops come only from
+Python: call `register(OpDef(...))`, or publish a `netspec.ops` entry point whose object is
+a callable that registers its ops. A spec can name ops but never import anything.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from pydantic import BaseModel
+
+from netspec.compiler.shapes import Shape
+
+Attrs = dict[str, Any]
+
+
+def _zero(attrs: Attrs, inputs: list[Shape], output: Shape) -> int:
+    return 0
+
+
+@dataclass(frozen=True)
+class FunctionCall:
+    """A torch function applied to a node's inputs (for merges), instead of a module.
+
+    `fold=True` chains a binary function over the inputs (a + b + c); `list_arg=True`
+    passes them as one list (torch.cat([a, b], dim=1)).
+    """
+
+    target: Callable[..., Any]
+    kwargs: dict[str, Any] = field(default_factory=dict)
+    fold: bool = False
+    list_arg: bool = False
+
+
+@dataclass(frozen=True)
+class OpDef:
+    """Everything netspec knows about one primitive op."""
+
+    name: str
+    params: type[BaseModel]
+    shape: Callable[[Attrs, list[Shape]], Shape]
+    torch: Callable[[Attrs, list[Shape]], Any]
+    family: str
+    label: Callable[[Attrs], str]
+    doc: str
+    count_params: Callable[[Attrs, list[Shape], Shape], int] = _zero
+    count_macs: Callable[[Attrs, list[Shape], Shape], int] = _zero
+    min_inputs: int = 1
+    max_inputs: int = 1
+    has_weight: bool = False  # whether `init:` applies to it
+
+
+_OPS: dict[str, OpDef] = {}
+_loaded = False
+
+
+def register(op: OpDef, *, replace: bool = False) -> OpDef:
+    """Add an op; refuse to shadow an existing one unless `replace` is set."""
+    if op.name in _OPS and not replace:
+        raise ValueError(f"op {op.name!r} is already registered")
+    _OPS[op.name] = op
+    return op
+
+
+def _load() -> None:
+    global _loaded
+    if _loaded:
+        return
+    _loaded = True
+    import netspec.compiler.ops  # noqa: F401  (registers the built-in ops)
+
+    from importlib.metadata import entry_points
+
+    for entry in entry_points(group="netspec.ops"):
+        entry.load()()
+
+
+def ops() -> dict[str, OpDef]:
+    _load()
+    return _OPS
+
+
+def get(name: str) -> OpDef | None:
+    return ops().get(name)

@@ -1,0 +1,254 @@
+"""The spec language as pydantic v2 models, and validation with `file:line:col` errors.
+
+A layer is a mapping with an `op` key (or just the op's name, for ops without parameters).
+Layers are a union discriminated by `op`, so an error in a conv layer reports only conv's
+fields. Names that are not built-in ops are calls of blocks (from the spec's `blocks:` or the
+prelude); those are checked against the block's declared parameters when expanded.
+"""
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any, Literal, Optional, Union
+
+from pydantic import BeforeValidator, Discriminator, Field, Tag, ValidationError, create_model, field_validator
+
+from netspec.compiler import registry
+from netspec.compiler.schema_base import Model, did_you_mean
+from netspec.compiler.train_schema import TrainConfig
+from netspec.compiler.yaml_loader import YDict, YList, locate
+from netspec.errors import Diagnostic, Location, SpecError
+
+IDENT = r"^[A-Za-z_][A-Za-z0-9_]*$"
+MAX_LAYERS_PER_LIST = 10_000
+INIT_SCHEMES = ("default", "normal", "uniform", "xavier_uniform", "xavier_normal", "kaiming_uniform", "kaiming_normal", "zeros")
+STRUCTURAL_OPS = ("sequential", "parallel")
+META_KEYS = ("op", "name", "from", "repeat", "init", "when")
+
+
+class InitSpec(Model):
+    """Weight initialisation of conv and linear layers."""
+
+    weight: Literal[INIT_SCHEMES] = "default"  # type: ignore[valid-type]
+    std: float = Field(0.01, gt=0, description="normal: standard deviation")
+    mean: float = 0.0
+    a: float = Field(0.07, gt=0, description="uniform: weights in [-a, a]")
+    bias: Literal["default", "zeros"] = "default"
+
+
+Init = Union[Literal[INIT_SCHEMES], InitSpec]  # type: ignore[valid-type]
+
+
+def _as_mapping(value: Any) -> Any:
+    """`- relu` is short for `- {op: relu}`."""
+    return {"op": value} if isinstance(value, str) else value
+
+
+def _layer_tag(value: Any) -> str:
+    op = value.get("op") if isinstance(value, dict) else getattr(value, "op", None)
+    if isinstance(op, str) and (op in STRUCTURAL_OPS or registry.get(op) is not None):
+        return op
+    return "__block__"
+
+
+class LayerMeta(Model):
+    """Keys every layer may have besides its op's parameters."""
+
+    name: Optional[Annotated[str, Field(pattern=IDENT)]] = Field(None, description="module name (default: position)")
+    from_: Optional[Union[str, list[str]]] = Field(None, alias="from", description="input layer name(s); default: previous layer")
+    repeat: Union[Annotated[int, Field(gt=0, le=1000)], Annotated[str, Field(pattern=r"^\$")]] = Field(1, description="repeat this layer n times in sequence")
+    init: Optional[Init] = Field(None, description="weight initialisation (conv/linear)")
+    when: Optional[Union[bool, str]] = Field(None, description="blocks only: keep this layer only if the expression holds")
+
+
+class BlockCall(LayerMeta):
+    """A call of a parameterised block; its arguments are checked against the block's `params:`."""
+
+    model_config = {"extra": "allow"}
+    op: Annotated[str, Field(pattern=IDENT)]
+
+    @classmethod
+    def _refuse_unknown_keys(cls, data: Any, handler: Any) -> Any:  # arguments are checked at expansion
+        return handler(data)
+
+
+def _layer_item_type() -> Any:
+    members: list[Any] = []
+    for name, op in sorted(registry.ops().items()):
+        model = create_model(
+            f"{name.title().replace('_', '')}Layer",
+            __base__=(LayerMeta, op.params),
+            __doc__=op.doc,
+            op=(Literal[name], ...),  # type: ignore[valid-type]
+        )
+        members.append(Annotated[model, Tag(name)])
+    members += [Annotated[SequentialLayer, Tag("sequential")], Annotated[ParallelLayer, Tag("parallel")]]
+    members.append(Annotated[BlockCall, Tag("__block__")])
+    return Annotated[Union[tuple(members)], Discriminator(_layer_tag), BeforeValidator(_as_mapping)]
+
+
+class SequentialLayer(LayerMeta):
+    """Layers applied one after another, as one named group."""
+
+    op: Literal["sequential"]
+    layers: Annotated[list["LayerItem"], Field(min_length=1, max_length=MAX_LAYERS_PER_LIST)]
+
+
+class ParallelLayer(LayerMeta):
+    """Branches applied to the same input, merged by add or channel concat. An empty branch is the identity."""
+
+    op: Literal["parallel"]
+    branches: Union[dict[str, list["LayerItem"]], list[list["LayerItem"]]]
+    merge: Literal["add", "concat"] = "concat"
+
+    @field_validator("branches")
+    @classmethod
+    def _at_least_two(cls, value: Any) -> Any:
+        if len(value) < 2:
+            raise ValueError("parallel needs at least two branches")
+        return value
+
+
+LayerItem = _layer_item_type()
+SequentialLayer.model_rebuild()
+ParallelLayer.model_rebuild()
+
+ParamType = Literal["int", "float", "bool", "str", "ints"]
+
+
+class ParamDecl(Model):
+    """A block parameter: its type, default (absent = required), allowed choices."""
+
+    type: ParamType = "int"
+    default: Any = None
+    choices: Optional[list[Any]] = None
+    doc: str = ""
+
+
+class BlockDef(Model):
+    """A parameterised block written in YAML: `$name` and `${expr}` refer to its parameters."""
+
+    description: str = ""
+    params: dict[Annotated[str, Field(pattern=IDENT)], Union[ParamType, ParamDecl]] = Field(default_factory=dict)
+    layers: Annotated[list[LayerItem], Field(min_length=1, max_length=MAX_LAYERS_PER_LIST)]
+
+
+class Spec(Model):
+    """A network: header, optional blocks, layers, optional training section."""
+
+    name: Annotated[str, Field(pattern=IDENT, max_length=100)]
+    description: str = ""
+    input: Union[Annotated[int, Field(gt=0, le=1_000_000)], Annotated[list[Annotated[int, Field(gt=0, le=1_000_000)]], Field(min_length=1, max_length=3)]]
+    init: Init = "default"
+    blocks: dict[Annotated[str, Field(pattern=IDENT)], BlockDef] = Field(default_factory=dict)
+    layers: Annotated[list[LayerItem], Field(min_length=1, max_length=MAX_LAYERS_PER_LIST)]
+    train: Optional[TrainConfig] = None
+
+    @field_validator("input")
+    @classmethod
+    def _shape(cls, value: Any) -> Any:
+        shape = [value] if isinstance(value, int) else value
+        if len(shape) == 2:
+            raise ValueError("input is features ([F]) or channels×height×width ([C, H, W])")
+        return shape
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        return tuple(self.input)  # type: ignore[arg-type]
+
+
+# ------------------------------------------------------------------ validation with locations
+def _describe(path: tuple) -> str:
+    """`('layers', 3, 'conv2d', 'kernel')` -> `layers[3].kernel` (union tags dropped)."""
+    out = ""
+    for part in path:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        elif isinstance(part, str) and not (part in registry.ops() or part in STRUCTURAL_OPS or part == "__block__" or "[" in part or "-" in part):
+            out += ("." if out else "") + part
+    return out
+
+
+def diagnostics_from(exc: ValidationError, raw: Any, filename: str, prefix: tuple = ()) -> list[Diagnostic]:
+    """Turn pydantic errors into located, one-line diagnostics."""
+    found: dict[tuple, Diagnostic] = {}
+    for err in exc.errors(include_url=False):
+        path = prefix + tuple(err["loc"])
+        if err["type"] == "unknown_key":
+            loc = locate(raw, path, key=True)
+            where = _describe(path)
+        else:
+            loc = locate(raw, path)
+            where = _describe(path)
+        message = err["msg"]
+        if err["type"] == "missing":
+            where, _, field = where.rpartition(".")
+            message = f"missing required key {field!r}"
+        elif err["type"] == "union_tag_invalid":
+            message = "expected a layer mapping with an 'op' key"
+        text = f"{where}: {message}" if where else message
+        key_ = (loc, text)
+        found.setdefault(key_, Diagnostic(loc or Location(filename, 1, 1), text))
+    return list(found.values())
+
+
+def _walk_layers(items: Any, path: tuple):
+    """Yield (item, path) for every layer mapping, nested ones too."""
+    if not isinstance(items, list):
+        return
+    for i, item in enumerate(items):
+        yield item, path + (i,)
+        if isinstance(item, dict):
+            if isinstance(item.get("layers"), list):
+                yield from _walk_layers(item["layers"], path + (i, "layers"))
+            branches = item.get("branches")
+            if isinstance(branches, dict):
+                for key, branch in branches.items():
+                    yield from _walk_layers(branch, path + (i, "branches", key))
+            elif isinstance(branches, list):
+                for j, branch in enumerate(branches):
+                    yield from _walk_layers(branch, path + (i, "branches", j))
+
+
+def unknown_op_diagnostics(raw: Any, known_blocks: set[str], filename: str) -> list[Diagnostic]:
+    """Ops that are neither built in nor blocks, with a "did you mean"."""
+    if not isinstance(raw, dict):
+        return []
+    candidates = set(registry.ops()) | set(STRUCTURAL_OPS) | known_blocks
+    out = []
+    roots = [(raw.get("layers"), ("layers",))]
+    if isinstance(raw.get("blocks"), dict):
+        roots += [(b.get("layers"), ("blocks", n, "layers")) for n, b in raw["blocks"].items() if isinstance(b, dict)]
+    for items, path in roots:
+        for item, item_path in _walk_layers(items, path):
+            op = item if isinstance(item, str) else item.get("op") if isinstance(item, dict) else None
+            if isinstance(op, str) and op not in candidates:
+                where = locate(raw, item_path + (("op",) if isinstance(item, dict) else ()))
+                out.append(Diagnostic(where, f"unknown op {op!r}{did_you_mean(op, candidates)}"))
+    return out
+
+
+def validate_spec(raw: Any, filename: str, prelude_blocks: set[str]) -> Spec:
+    """Validate a loaded spec, reporting every problem at once."""
+    if not isinstance(raw, dict):
+        where = getattr(raw, "loc", None) or Location(filename, 1, 1)
+        raise SpecError.at(where, "a spec must be a mapping with name, input and layers")
+    diagnostics: list[Diagnostic] = []
+    blocks = raw.get("blocks") if isinstance(raw.get("blocks"), dict) else {}
+    diagnostics += unknown_op_diagnostics(raw, set(blocks) | prelude_blocks, filename)
+    spec = None
+    try:
+        spec = Spec.model_validate(raw)
+    except ValidationError as exc:
+        diagnostics += diagnostics_from(exc, raw, filename)
+    if diagnostics:
+        raise SpecError(diagnostics)
+    assert spec is not None
+    return spec
+
+
+def json_schema() -> dict[str, Any]:
+    """The JSON Schema of the spec language, for editors (yaml-language-server)."""
+    schema = Spec.model_json_schema(by_alias=True)
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["title"] = "netspec spec"
+    return schema

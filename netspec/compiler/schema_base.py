@@ -1,0 +1,121 @@
+"""The base of every schema model: unknown keys refused with a "did you mean" hint.
+
+Values written as `$name` or `${expr}` (references inside parameterised blocks) are
+accepted wherever a number is, through the `Ref` type; they are substituted before a
+layer is built, and validated again then.
+"""
+from __future__ import annotations
+
+import difflib
+from typing import Annotated, Any, Callable
+
+from pydantic import BaseModel, ValidationError, ConfigDict, PlainValidator, StringConstraints, WithJsonSchema, model_validator
+from pydantic_core import InitErrorDetails, PydanticCustomError
+
+Ref = Annotated[str, StringConstraints(pattern=r"^\$")]
+_REF_SCHEMA = {"type": "string", "pattern": "^\\$", "description": "a block parameter: $name or ${expr}"}
+MAX_INT = 1_000_000
+
+
+def _is_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _is_number(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def value_type(name: str, expected: str, check: Callable[[Any], bool], schema: dict) -> Any:
+    """A field type with one clear error message (no union noise) that also accepts `$refs`."""
+
+    def validate(value: Any) -> Any:
+        if isinstance(value, str) and value.startswith("$"):
+            return value
+        if not check(value):
+            raise PydanticCustomError(name, "expected {expected}, got {got}", {"expected": expected, "got": repr(value)})
+        return list(value) if isinstance(value, (list, tuple)) else value
+
+    return Annotated[Any, PlainValidator(validate), WithJsonSchema({"anyOf": [schema, _REF_SCHEMA]})]
+
+
+def _pos_int(v: Any) -> bool:
+    return _is_int(v) and 0 < v <= MAX_INT
+
+
+def _non_neg_int(v: Any) -> bool:
+    return _is_int(v) and 0 <= v <= MAX_INT
+
+
+def _pair_of(check: Callable[[Any], bool]) -> Callable[[Any], bool]:
+    return lambda v: check(v) or (isinstance(v, (list, tuple)) and len(v) == 2 and all(check(x) for x in v))
+
+
+_INT_SCHEMA = {"type": "integer", "minimum": 1, "maximum": MAX_INT}
+_NN_INT_SCHEMA = {"type": "integer", "minimum": 0, "maximum": MAX_INT}
+PosInt = value_type("positive_int", "a positive integer", _pos_int, _INT_SCHEMA)
+NonNegInt = value_type("non_negative_int", "a non-negative integer", _non_neg_int, _NN_INT_SCHEMA)
+PosIntPair = value_type(
+    "positive_int_pair",
+    "a positive integer or a list of two",
+    _pair_of(_pos_int),
+    {"anyOf": [_INT_SCHEMA, {"type": "array", "items": _INT_SCHEMA, "minItems": 2, "maxItems": 2}]},
+)
+NonNegIntPair = value_type(
+    "non_negative_int_pair",
+    "a non-negative integer or a list of two",
+    _pair_of(_non_neg_int),
+    {"anyOf": [_NN_INT_SCHEMA, {"type": "array", "items": _NN_INT_SCHEMA, "minItems": 2, "maxItems": 2}]},
+)
+ConvPadding = value_type(
+    "conv_padding",
+    "a non-negative integer, a list of two, 'same' or 'valid'",
+    lambda v: v in ("same", "valid") or _pair_of(_non_neg_int)(v),
+    {"anyOf": [_NN_INT_SCHEMA, {"type": "array", "items": _NN_INT_SCHEMA, "minItems": 2, "maxItems": 2}, {"enum": ["same", "valid"]}]},
+)
+Probability = value_type(
+    "probability", "a number in [0, 1)", lambda v: _is_number(v) and 0 <= v < 1, {"type": "number", "minimum": 0, "exclusiveMaximum": 1}
+)
+PosFloat = value_type("positive_number", "a positive number", lambda v: _is_number(v) and v > 0, {"type": "number", "exclusiveMinimum": 0})
+Number = value_type("number", "a number", _is_number, {"type": "number"})
+Bool = value_type("bool", "true or false", lambda v: isinstance(v, bool), {"type": "boolean"})
+
+
+def did_you_mean(word: str, choices: Any) -> str:
+    """A ' (did you mean 'x'?)' hint, or '' when nothing is close."""
+    close = difflib.get_close_matches(str(word), [str(c) for c in choices], n=1, cutoff=0.6)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+class Model(BaseModel):
+    """Strict about keys: an unknown key is an error naming the key and the nearest valid one."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _refuse_unknown_keys(cls, data: Any, handler: Any) -> Any:
+        """Report unknown keys beside the other errors of the same mapping (not instead of them)."""
+        if not isinstance(data, dict):
+            return handler(data)
+        allowed = set(cls.model_fields) | {f.alias for f in cls.model_fields.values() if f.alias}
+        unknown = [k for k in data if k not in allowed]
+        if not unknown:
+            return handler(data)
+        errors: list[InitErrorDetails] = [
+            InitErrorDetails(
+                type=PydanticCustomError(
+                    "unknown_key", "unknown key {key}{hint}", {"key": repr(k), "hint": did_you_mean(k, sorted(allowed))}
+                ),
+                loc=(k,),
+                input=data[k],
+            )
+            for k in unknown
+        ]
+        try:
+            handler({k: v for k, v in data.items() if k in allowed})
+        except ValidationError as exc:
+            errors += [
+                InitErrorDetails(type=PydanticCustomError(e["type"], e["msg"].replace("{", "(").replace("}", ")")), loc=e["loc"], input=e.get("input"))
+                for e in exc.errors(include_url=False)
+            ]
+        raise ValidationError.from_exception_data(cls.__name__, errors)

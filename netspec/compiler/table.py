@@ -1,0 +1,35 @@
+"""The layer table of `netspec compile`: rows per layer, or per block when folded by depth."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from netspec.compiler.graph import Graph
+from netspec.compiler.shapes import Shape
+
+
+@dataclass
+class Row:
+    name: str
+    op: str
+    shape: Shape
+    params: int
+    macs: int
+    depth: int
+
+
+def rows(graph: Graph, depth: int | None = None) -> list[Row]:
+    """One row per primitive op; with `depth`, blocks nested deeper are folded into one row."""
+    out: list[Row] = []
+    folded: dict[str, Row] = {}
+    for node in graph.ops():
+        block_scopes = [s for s in node.scopes if graph.scopes[s].is_block or graph.scopes[s].kind != "parallel"]
+        if depth is not None and len(block_scopes) > depth:
+            scope = block_scopes[depth]
+            row = folded.get(scope)
+            if row is None:
+                row = folded[scope] = Row(scope, graph.scopes[scope].kind, node.shape or (), 0, 0, depth)
+                out.append(row)
+            row.shape, row.params, row.macs = node.shape or (), row.params + node.params, row.macs + node.macs
+        else:
+            out.append(Row(node.name, node.op, node.shape or (), node.params, node.macs, len(block_scopes)))
+    return out

@@ -1,0 +1,177 @@
+"""Safe YAML loading that remembers where every value came from.
+
+Mappings load as `YDict` and sequences as `YList`; both carry their own location and the
+location of each key and value, so later stages can point at `file:line:col`. Loading is
+bounded: file size, alias count, nesting depth and the size of the tree with aliases
+expanded, so a hostile file (alias bomb, deep nesting) fails fast with a clear message.
+No Python tags are recognised (this is `yaml.SafeLoader`), duplicate keys are refused.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from netspec.errors import Diagnostic, Location, SpecError
+
+MAX_FILE_BYTES = 1_000_000
+MAX_ALIASES = 200
+MAX_DEPTH = 64
+MAX_TREE_NODES = 200_000
+
+
+class YDict(dict):
+    """A dict that knows its location and those of its keys and values."""
+
+    loc: Location | None = None
+    key_locs: dict
+    value_locs: dict
+
+    def __init__(self, *args: Any, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self.key_locs = {}
+        self.value_locs = {}
+
+
+class YList(list):
+    """A list that knows its location and those of its items."""
+
+    loc: Location | None = None
+    item_locs: list
+
+
+def _loc(mark: yaml.Mark, filename: str) -> Location:
+    return Location(filename, mark.line + 1, mark.column + 1)
+
+
+def _make_loader(filename: str) -> type[yaml.SafeLoader]:
+    class PositionLoader(yaml.SafeLoader):
+        aliases_seen = 0
+
+        def compose_node(self, parent, index):  # type: ignore[override]
+            if self.check_event(yaml.AliasEvent):
+                PositionLoader.aliases_seen += 1
+                if PositionLoader.aliases_seen > MAX_ALIASES:
+                    event = self.peek_event()
+                    raise SpecError.at(
+                        _loc(event.start_mark, filename),
+                        f"too many YAML aliases (more than {MAX_ALIASES}); refusing a possible alias bomb",
+                    )
+            return super().compose_node(parent, index)
+
+    def construct_mapping(loader: yaml.SafeLoader, node: yaml.MappingNode, deep: bool = False) -> YDict:
+        loader.flatten_mapping(node)
+        result = YDict()
+        result.loc = _loc(node.start_mark, filename)
+        for key_node, value_node in node.value:
+            key = loader.construct_object(key_node, deep=True)
+            if not isinstance(key, (str, int, float, bool)) and key is not None:
+                raise SpecError.at(_loc(key_node.start_mark, filename), "mapping keys must be plain scalars")
+            if key in result:
+                first = result.key_locs[key]
+                raise SpecError.at(
+                    _loc(key_node.start_mark, filename),
+                    f"duplicate key {key!r} (first defined at line {first.line})",
+                )
+            result[key] = loader.construct_object(value_node, deep=True)
+            result.key_locs[key] = _loc(key_node.start_mark, filename)
+            result.value_locs[key] = _loc(value_node.start_mark, filename)
+        return result
+
+    def construct_sequence(loader: yaml.SafeLoader, node: yaml.SequenceNode, deep: bool = False) -> YList:
+        result = YList(loader.construct_object(child, deep=True) for child in node.value)
+        result.loc = _loc(node.start_mark, filename)
+        result.item_locs = [_loc(child.start_mark, filename) for child in node.value]
+        return result
+
+    PositionLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, construct_mapping)
+    PositionLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_SEQUENCE_TAG, construct_sequence)
+    return PositionLoader
+
+
+def _check_tree_size(root: Any, filename: str) -> None:
+    """Walk the tree as later stages would (aliases counted each time they are used)."""
+    budget = MAX_TREE_NODES
+    stack: list[tuple[Any, int, Location | None]] = [(root, 0, getattr(root, "loc", None))]
+    while stack:
+        value, depth, loc = stack.pop()
+        budget -= 1
+        if budget < 0:
+            raise SpecError.at(
+                getattr(root, "loc", None) or Location(filename, 1, 1),
+                f"spec too large: more than {MAX_TREE_NODES} values once aliases are expanded",
+            )
+        if depth > MAX_DEPTH:
+            raise SpecError.at(loc, f"spec nested too deeply (more than {MAX_DEPTH} levels)")
+        if isinstance(value, dict):
+            stack.extend((v, depth + 1, getattr(v, "loc", None) or loc) for v in value.values())
+        elif isinstance(value, list):
+            stack.extend((v, depth + 1, getattr(v, "loc", None) or loc) for v in value)
+
+
+def load_yaml_text(text: str, filename: str = "<string>") -> Any:
+    """Parse YAML text into YDict/YList/scalars, raising `SpecError` with a location."""
+    if len(text.encode("utf-8", errors="replace")) > MAX_FILE_BYTES:
+        raise SpecError.at(Location(filename, 1, 1), f"spec file larger than {MAX_FILE_BYTES} bytes")
+    loader = _make_loader(filename)(text)
+    try:
+        data = loader.get_single_data()
+    except SpecError:
+        raise
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        where = _loc(mark, filename) if mark else Location(filename, 1, 1)
+        problem = (exc.problem or exc.context or "invalid YAML").strip()
+        if "python/" in str(exc):
+            problem = "Python tags are not allowed in specs (" + problem + ")"
+        raise SpecError.at(where, f"YAML syntax error: {problem}") from None
+    except yaml.YAMLError as exc:
+        raise SpecError.at(Location(filename, 1, 1), f"YAML error: {exc}") from None
+    except RecursionError:
+        raise SpecError.at(Location(filename, 1, 1), f"spec nested too deeply") from None
+    finally:
+        loader.dispose()
+    _check_tree_size(data, filename)
+    return data
+
+
+def load_yaml_file(path: str | Path) -> Any:
+    """Read and parse a spec file; a missing or unreadable file is a located error too."""
+    path = Path(path)
+    try:
+        if path.stat().st_size > MAX_FILE_BYTES:
+            raise SpecError.at(Location(str(path), 1, 1), f"spec file larger than {MAX_FILE_BYTES} bytes")
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise SpecError([Diagnostic(None, f"{path}: no such file")]) from None
+    except IsADirectoryError:
+        raise SpecError([Diagnostic(None, f"{path}: is a directory, expected a .yaml spec")]) from None
+    except UnicodeDecodeError as exc:
+        raise SpecError.at(Location(str(path), 1, 1), f"not UTF-8 text ({exc.reason})") from None
+    except OSError as exc:
+        raise SpecError([Diagnostic(None, f"{path}: cannot read ({exc.strerror})")]) from None
+    return load_yaml_text(text, str(path))
+
+
+def locate(root: Any, path: tuple, *, key: bool = False) -> Location | None:
+    """The location of the value at `path` (pydantic-style) in a loaded tree.
+
+    Path elements that are not keys of the current container (pydantic's union tags) are
+    skipped; the deepest location found is returned. With `key=True` the location of the
+    last key itself is returned, which is where an unknown key should be reported.
+    """
+    node = root
+    best = getattr(root, "loc", None)
+    for i, part in enumerate(path):
+        last = i == len(path) - 1
+        if isinstance(node, YDict) and part in node:
+            best = (node.key_locs if (key and last) else node.value_locs).get(part, best)
+            node = node[part]
+        elif isinstance(node, YList) and isinstance(part, int) and 0 <= part < len(node):
+            best = node.item_locs[part]
+            node = node[part]
+        else:
+            continue
+        best = getattr(node, "loc", None) if not (key and last) and getattr(node, "loc", None) else best
+    return best

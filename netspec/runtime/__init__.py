@@ -1,0 +1,1 @@
+"""Runtime: data loading, augmentation, training and evaluation for compiled networks."""

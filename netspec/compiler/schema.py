@@ -10,7 +10,8 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any, Literal, Optional, Union
 
-from pydantic import BeforeValidator, Discriminator, Field, Tag, ValidationError, create_model, field_validator
+from pydantic import BeforeValidator, Discriminator, Field, PlainValidator, Tag, ValidationError, WithJsonSchema, create_model, field_validator
+from pydantic_core import PydanticCustomError
 
 from netspec.compiler import registry
 from netspec.compiler.schema_base import Model, did_you_mean
@@ -50,11 +51,26 @@ def _layer_tag(value: Any) -> str:
     return "__block__"
 
 
+def _layer_refs(value: Any) -> Any:
+    """`from:` takes a layer name (or position) or a list of them; positions become names."""
+    items = value if isinstance(value, list) else [value]
+    if not items or not all(isinstance(v, (str, int)) and not isinstance(v, bool) for v in items):
+        raise PydanticCustomError("layer_refs", "expected a layer name or a list of layer names, got {got}", {"got": repr(value)})
+    names = [str(v) for v in items]
+    return names if isinstance(value, list) else names[0]
+
+
+_NAME_SCHEMA = {"anyOf": [{"type": "string"}, {"type": "integer", "minimum": 0}]}
+LayerRefs = Annotated[
+    Any, PlainValidator(_layer_refs), WithJsonSchema({"anyOf": [_NAME_SCHEMA, {"type": "array", "items": _NAME_SCHEMA, "minItems": 1}]})
+]
+
+
 class LayerMeta(Model):
     """Keys every layer may have besides its op's parameters."""
 
     name: Optional[Annotated[str, Field(pattern=IDENT)]] = Field(None, description="module name (default: position)")
-    from_: Optional[Union[str, list[str]]] = Field(None, alias="from", description="input layer name(s); default: previous layer")
+    from_: Optional[LayerRefs] = Field(None, alias="from", description="input layer name(s); default: previous layer")
     repeat: Union[Annotated[int, Field(gt=0, le=1000)], Annotated[str, Field(pattern=r"^\$")]] = Field(1, description="repeat this layer n times in sequence")
     init: Optional[Init] = Field(None, description="weight initialisation (conv/linear)")
     when: Optional[Union[bool, str]] = Field(None, description="blocks only: keep this layer only if the expression holds")

@@ -158,9 +158,9 @@ class Expander:
                 current = inputs[0]
                 for _ in range(repeat):
                     current = self.expand(model, item, env, [current], env.path(str(index)), where)
+                    env.names[str(index)] = current
                     index += 1
-            if model.name:
-                env.names[model.name] = current
+            env.names[local] = current
         return current
 
     # ------------------------------------------------------------------ one item
@@ -179,15 +179,11 @@ class Expander:
         source = item.get("from")
         if source is None:
             return [current]
-        names = [source] if isinstance(source, str) else list(source)
+        names = [str(n) for n in source] if isinstance(source, list) else [str(source)]
         out = []
         for name in names:
-            if not isinstance(name, str):
-                raise self.fail(env, where, f"'from' takes layer names, got {name!r}")
             if name in env.names:
                 out.append(env.names[name])
-            elif env.path(name) in self.graph:
-                out.append(env.path(name))
             else:
                 known = sorted(n for n in env.names if n != INPUT) + ["input"]
                 raise self.fail(

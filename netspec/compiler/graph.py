@@ -7,12 +7,13 @@ table for folding. The IR knows nothing of YAML syntax or of torch.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Iterator
-
-import networkx as nx
+from typing import TYPE_CHECKING, Any, Iterator
 
 from netspec.compiler.shapes import Shape
 from netspec.errors import Location
+
+if TYPE_CHECKING:
+    import networkx
 
 INPUT = "input"
 
@@ -46,39 +47,79 @@ class Node:
 
 @dataclass
 class Graph:
-    """The network as a DAG of `Node`s, with its scopes, input and output."""
+    """The network as a DAG of `Node`s, with its scopes, input and output.
+
+    Nodes are kept in a dict in the order they were added (edges are each node's `inputs`);
+    `graph.nx` gives the same graph as a `networkx.DiGraph` for analysis and drawing. It is
+    built on first use, so that `netspec check` does not pay networkx's import time.
+    """
 
     name: str
     input_shape: Shape
-    nx: nx.DiGraph = field(default_factory=nx.DiGraph)
     scopes: dict[str, Scope] = field(default_factory=dict)
     output: str = INPUT
     source: str = ""  # the spec file, for messages
+    _nodes: dict[str, Node] = field(default_factory=dict, repr=False)
+    _nx: Any = field(default=None, repr=False)
 
     def add(self, node: Node) -> Node:
-        self.nx.add_node(node.name, node=node)
-        for src in node.inputs:
-            self.nx.add_edge(src, node.name)
+        self._nodes[node.name] = node
+        self._nx = None
         return node
 
     def node(self, name: str) -> Node:
-        return self.nx.nodes[name]["node"]
+        return self._nodes[name]
 
     def __contains__(self, name: str) -> bool:
-        return name in self.nx
+        return name in self._nodes
 
     def __len__(self) -> int:
-        return self.nx.number_of_nodes()
+        return len(self._nodes)
+
+    @property
+    def nx(self) -> "networkx.DiGraph":
+        """The graph as a networkx DiGraph; each node's record is its `node` attribute."""
+        if self._nx is None:
+            import networkx
+
+            digraph = networkx.DiGraph(name=self.name)
+            for node in self._nodes.values():
+                digraph.add_node(node.name, node=node)
+            for node in self._nodes.values():
+                digraph.add_edges_from((src, node.name) for src in node.inputs)
+            self._nx = digraph
+        return self._nx
 
     def nodes(self) -> Iterator[Node]:
-        """Nodes in a topological order that keeps the order they were written in."""
-        order = {name: i for i, name in enumerate(self.nx.nodes)}
-        for name in nx.lexicographical_topological_sort(self.nx, key=order.__getitem__):
-            yield self.node(name)
+        """Nodes in a topological order that keeps the order they were added in.
+
+        Raises ValueError on a cycle or an input that names no node (lint reports those).
+        """
+        placed: set[str] = set()
+        pending = list(self._nodes.values())
+        while pending:
+            waiting = []
+            for node in pending:
+                if all(i in placed for i in node.inputs):
+                    placed.add(node.name)
+                    yield node
+                else:
+                    waiting.append(node)
+            if len(waiting) == len(pending):
+                raise ValueError(f"graph {self.name!r} has a cycle or a dangling input at {waiting[0].name!r}")
+            pending = waiting
 
     def ops(self) -> Iterator[Node]:
         """Nodes other than the input."""
         return (n for n in self.nodes() if n.op != INPUT)
+
+    def users(self) -> dict[str, list[str]]:
+        """For each node, the nodes that take its output."""
+        out: dict[str, list[str]] = {name: [] for name in self._nodes}
+        for node in self._nodes.values():
+            for src in node.inputs:
+                out.setdefault(src, []).append(node.name)
+        return out
 
     @property
     def output_shape(self) -> Shape:
@@ -88,8 +129,8 @@ class Graph:
 
     @property
     def total_params(self) -> int:
-        return sum(n.params for n in self.nodes())
+        return sum(n.params for n in self._nodes.values())
 
     @property
     def total_macs(self) -> int:
-        return sum(n.macs for n in self.nodes())
+        return sum(n.macs for n in self._nodes.values())

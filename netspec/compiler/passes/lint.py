@@ -1,26 +1,58 @@
-"""Structural checks of a graph: dangling inputs, cycles, unused layers, one output."""
-from __future__ import annotations
+"""Structural checks of a graph: dangling inputs, cycles, unused layers, one output.
 
-import networkx as nx
+Plain Python walks (no networkx) so that `netspec check` stays fast; graphs built from Python
+get the same checks as expanded specs.
+"""
+from __future__ import annotations
 
 from netspec.compiler.graph import INPUT, Graph
 from netspec.errors import Diagnostic, SpecError
 
 
+def _find_cycle(graph: Graph) -> list[str] | None:
+    """A cycle as a list of node names, or None (iterative DFS over inputs)."""
+    state: dict[str, int] = {}  # 1 = on the current path, 2 = done
+    for start in (n.name for n in graph._nodes.values()):
+        if state.get(start):
+            continue
+        stack = [(start, iter(graph.node(start).inputs))]
+        state[start] = 1
+        while stack:
+            name, inputs = stack[-1]
+            for src in inputs:
+                if state.get(src) == 1:
+                    path = [n for n, _ in stack]
+                    return path[path.index(src):] + [src]
+                if not state.get(src):
+                    state[src] = 1
+                    stack.append((src, iter(graph.node(src).inputs)))
+                    break
+            else:
+                state[name] = 2
+                stack.pop()
+    return None
+
+
 def lint(graph: Graph) -> Graph:
     problems: list[Diagnostic] = []
-    for name in graph.nx.nodes:
-        if "node" not in graph.nx.nodes[name]:
-            users = ", ".join(repr(u) for u in graph.nx.successors(name))
-            problems.append(Diagnostic(None, f"{graph.source}: input {name!r} of {users} does not exist"))
+    for node in graph._nodes.values():
+        for src in node.inputs:
+            if src not in graph:
+                problems.append(Diagnostic(node.location, f"{node.op} {node.name!r}: input {src!r} does not exist"))
+    if graph.output not in graph:
+        problems.append(Diagnostic(None, f"{graph.source}: output {graph.output!r} does not exist"))
     if problems:
         raise SpecError(problems)
-    if not nx.is_directed_acyclic_graph(graph.nx):
-        cycle = " -> ".join(src for src, _ in nx.find_cycle(graph.nx))
-        raise SpecError([Diagnostic(None, f"{graph.source}: the network has a cycle: {cycle}")])
-    if graph.output not in graph.nx:
-        raise SpecError([Diagnostic(None, f"{graph.source}: output {graph.output!r} does not exist")])
-    used = nx.ancestors(graph.nx, graph.output) | {graph.output}
+    cycle = _find_cycle(graph)
+    if cycle:
+        raise SpecError([Diagnostic(graph.node(cycle[0]).location, f"the network has a cycle: {' -> '.join(reversed(cycle))}")])
+    used = {graph.output}
+    stack = [graph.output]
+    while stack:
+        for src in graph.node(stack.pop()).inputs:
+            if src not in used:
+                used.add(src)
+                stack.append(src)
     for node in graph.nodes():
         if node.name not in used and node.op != INPUT:
             problems.append(

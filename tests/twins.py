@@ -10,7 +10,7 @@ same parameter count, same module structure, and (with the same weights) the sam
 """
 from __future__ import annotations
 
-from typing import Callable
+from typing import Any, Callable
 
 import torch
 from torch import nn
@@ -529,3 +529,38 @@ TWINS: dict[str, Callable[[], nn.Module]] = {
     "resnet18_imagenet": resnet18_imagenet,
     "resnet50_imagenet": resnet50_imagenet,
 }
+
+
+# --------------------------------------------------------------------------- pairing with netspec's modules
+def stateful_in_call_order(module: nn.Module, x: torch.Tensor) -> list[nn.Module]:
+    """The modules that own parameters or buffers, in the order a forward pass first calls them."""
+    owners = [m for m in module.modules() if any(True for _ in m.parameters(recurse=False)) or any(True for _ in m.buffers(recurse=False))]
+    order: list[nn.Module] = []
+
+    def hook(m: nn.Module, args: Any, out: Any) -> None:
+        if not any(m is seen for seen in order):
+            order.append(m)
+
+    handles = [m.register_forward_hook(hook) for m in owners]
+    was_training = module.training
+    try:
+        with torch.no_grad():
+            module.eval()(x)
+    finally:
+        module.train(was_training)
+        for h in handles:
+            h.remove()
+    assert len(order) == len(owners), f"{len(owners) - len(order)} stateful modules never run"
+    return order
+
+
+def layer_signature(module: nn.Module) -> tuple[str, list[tuple[str, tuple[int, ...]]]]:
+    return type(module).__name__, [(k, tuple(v.shape)) for k, v in module.state_dict().items()]
+
+
+def copy_state(source: nn.Module, target: nn.Module, x: torch.Tensor) -> None:
+    """Load `source`'s weights into `target`, pairing their stateful layers in call order."""
+    pairs = list(zip(stateful_in_call_order(source, x), stateful_in_call_order(target, x), strict=True))
+    for a, b in pairs:
+        assert layer_signature(a) == layer_signature(b)
+        b.load_state_dict(a.state_dict())

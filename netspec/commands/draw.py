@@ -1,0 +1,44 @@
+"""`netspec draw`: a diagram of a spec's network (SVG, PNG, PDF or DOT), from the graph IR alone."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+
+@click.command("draw")
+@click.argument("spec", type=click.Path(path_type=Path))
+@click.option("-o", "--output", type=click.Path(path_type=Path),
+              help="Picture to write: .svg, .png, .pdf, or .dot (DOT source, needs no Graphviz). "
+                   "Default: SPEC's name with .svg, in the current folder.")
+@click.option("--depth", type=click.IntRange(min=0), metavar="N",
+              help="Draw blocks nested N deep as one box each (with their in → out shapes): 0 = every "
+                   "top-level block or named group is one box, 1 = their inner blocks are, ... "
+                   "Default: every op is drawn.")
+@click.option("--rankdir", type=click.Choice(["TB", "LR"], case_sensitive=False), default="TB", show_default=True, metavar="TB|LR",
+              help="Flow top to bottom or left to right.")
+@click.option("--no-shapes", is_flag=True, help="Leave tensor shapes off the edges and boxes.")
+@click.option("--title", help="Title above the picture (default: the spec's name).")
+@click.option("--no-fold", is_flag=True,
+              help="Draw every instance of repeated identical blocks instead of one box marked ×n.")
+def draw(spec: Path, output: Path | None, depth: int | None, rankdir: str, no_shapes: bool,
+         title: str | None, no_fold: bool) -> None:
+    """Draw SPEC's network: every op with its parameters, every edge with its tensor shape.
+
+    Blocks and named groups are boxed clusters titled with their kind and parameter count;
+    activations join the op before them ("conv 5×5, 6 + sigmoid"); consecutive identical
+    blocks (same kind, arguments and shapes, shape in = shape out) are drawn once, marked ×n.
+    Rendering .svg/.png/.pdf needs Graphviz's `dot` program; without it the .dot source is
+    written and the command exits with code 2.
+    """
+    from netspec.api import build_graph
+    from netspec.draw import render
+
+    graph = build_graph(spec)
+    target = output if output is not None else Path(spec.stem).with_suffix(".svg")
+    written = render(graph, target, depth=depth, rankdir=rankdir.upper(), shapes=not no_shapes, title=title,
+                     fold_repeats=not no_fold)
+    click.echo(f"wrote {written}")
+
+
+COMMANDS = [draw]

@@ -1,0 +1,81 @@
+"""Diagrams of networks (`netspec draw`): the shaped graph IR drawn with Graphviz.
+
+No torch and no model: the picture comes from the graph alone. `plan` decides what is
+drawn (clusters, collapsed blocks, folded repeats), `dot` turns that into a graphviz
+graph, `output` writes it in the format the file's suffix names.
+"""
+from __future__ import annotations
+
+import sys
+import types
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from netspec.compiler.graph import Graph
+from netspec.draw.dot import to_digraph
+from netspec.draw.output import FORMATS, DrawError, GraphvizNotFound, output_format, write
+from netspec.draw.plan import Plan, make_plan
+
+if TYPE_CHECKING:
+    import graphviz
+
+__all__ = ["render", "digraph", "make_plan", "Plan", "DrawError", "GraphvizNotFound", "FORMATS", "RANKDIRS"]
+
+RANKDIRS = ("TB", "LR")
+
+
+def digraph(
+    graph: Graph,
+    *,
+    depth: int | None = None,
+    rankdir: str = "TB",
+    shapes: bool = True,
+    title: str | None = None,
+    fold_repeats: bool = True,
+) -> "graphviz.Digraph":
+    """The `graphviz.Digraph` of `graph` (its `.source` is the DOT text); see `render`."""
+    if rankdir.upper() not in RANKDIRS:
+        raise DrawError(f"rankdir must be one of {', '.join(RANKDIRS)}, got {rankdir!r}")
+    if depth is not None and depth < 0:
+        raise DrawError(f"depth must be 0 or more, got {depth}")
+    layout = make_plan(graph, depth=depth, fold_repeats=fold_repeats)
+    return to_digraph(layout, rankdir=rankdir.upper(), shapes=shapes, title=title)
+
+
+def render(
+    graph: Graph,
+    path: Path,
+    *,
+    depth: int | None = None,
+    rankdir: str = "TB",
+    shapes: bool = True,
+    title: str | None = None,
+    fold_repeats: bool = True,
+) -> Path:
+    """Draw `graph` to `path` (.svg, .png, .pdf, or .dot for the DOT source).
+
+    depth: None draws every op; N draws blocks nested N deep as one box each (0: every
+    top-level block and named group is one box). fold_repeats: consecutive identical
+    blocks (same kind, arguments and shapes, shape in == shape out) are drawn once, `×n`.
+    Raises `GraphvizNotFound` (after writing the `.dot` next to `path`) when `dot` is missing.
+    """
+    path = Path(path)
+    output_format(path)  # refuse an unknown suffix before any work
+    return write(digraph(graph, depth=depth, rankdir=rankdir, shapes=shapes, title=title, fold_repeats=fold_repeats), path)
+
+
+class _CallableModule(types.ModuleType):
+    """`netspec.draw(spec, path)` must keep working once this package is imported.
+
+    Importing `netspec.draw` binds the package over the lazy `netspec.draw` function of
+    the public API (Python sets a submodule as its parent's attribute), so the package
+    itself answers calls the way `netspec.api.draw` does.
+    """
+
+    def __call__(self, spec: Any, path: str | Path, **options: Any) -> Path:
+        from netspec.api import draw
+
+        return draw(spec, path, **options)
+
+
+sys.modules[__name__].__class__ = _CallableModule

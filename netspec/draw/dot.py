@@ -1,0 +1,114 @@
+"""A `Plan` becomes a `graphviz.Digraph`: nodes, nested clusters, shape-labelled edges, legend.
+
+Node ids are the graph's node names (module paths), collapsed blocks are `block/<path>`,
+clusters `cluster_<path>`, so the DOT source and the SVG can be read back by tools (and
+tests) without guessing.
+"""
+from __future__ import annotations
+
+from html import escape
+
+import graphviz
+
+from netspec.compiler.shapes import fmt
+from netspec.draw import style
+from netspec.draw.plan import BlockBox, Cluster, Item, OpBox, Plan, Terminal
+
+LEGEND_ID = "netspec/legend"
+COLLAPSED = "block"  # legend entry for collapsed blocks
+
+
+def _op_node(box: OpBox) -> dict[str, str]:
+    params = sum(n.params for n in box.nodes)
+    tip = " + ".join(n.name for n in box.nodes) + (f" ({params:,} params)" if params else "")
+    return {
+        "label": " + ".join(box.labels),
+        "fillcolor": style.family_colour(box.family),
+        "tooltip": tip,
+        "class": f"op {box.family}",
+    }
+
+
+def _block_node(box: BlockBox, shapes: bool) -> dict[str, str]:
+    lines = [f"{style.count(box.params)} params"]
+    if shapes:
+        lines.append(f"{style.shapes_text(box.in_shapes)} → {style.shapes_text(box.out_shapes)}")
+    return {
+        "label": style.html_title(box.scopes, lines),
+        "fillcolor": style.BLOCK_FILL,
+        "penwidth": "1.4",
+        "tooltip": ", ".join(s.path for s in box.scopes),
+        "class": COLLAPSED,
+    }
+
+
+def _terminal_node(box: Terminal, shapes: bool) -> dict[str, str]:
+    label = box.role + (f"\\n{fmt(box.shape)}" if shapes else "")  # DOT's own line break
+    return {"label": label, "shape": "oval", "fillcolor": "white", "class": box.role, "margin": "0.06,0.02"}
+
+
+def node_attrs(item: Item, shapes: bool) -> dict[str, str]:
+    if isinstance(item, OpBox):
+        return _op_node(item)
+    if isinstance(item, BlockBox):
+        return _block_node(item, shapes)
+    return _terminal_node(item, shapes)
+
+
+def _legend(plan: Plan) -> str | None:
+    """A small table of the colours used, in the registry's family order."""
+    families: list[str] = []
+    collapsed = False
+    for item in plan.items.values():
+        if isinstance(item, OpBox) and item.family not in families:
+            families.append(item.family)
+        collapsed |= isinstance(item, BlockBox)
+    order = list(style.FAMILY_COLOURS)
+    families.sort(key=lambda f: order.index(f) if f in order else len(order))
+    cells = [(f, style.family_colour(f)) for f in families]
+    if collapsed:
+        cells.append((COLLAPSED, style.BLOCK_FILL))
+    if len(cells) < 2:
+        return None
+    rows = "".join(
+        f'<tr><td bgcolor="{colour}" width="14" height="10" border="1"></td>'
+        f'<td align="left"><font point-size="9">{escape(name)}</font></td></tr>'
+        for name, colour in cells
+    )
+    return f'<<table border="0" cellborder="0" cellspacing="2" cellpadding="1">{rows}</table>>'
+
+
+def _emit(target: graphviz.Digraph, cluster: Cluster, plan: Plan, shapes: bool, level: int) -> None:
+    for item_id in cluster.items:
+        target.node(item_id, **node_attrs(plan.items[item_id], shapes))
+    for child in cluster.children:
+        with target.subgraph(name=child.id) as sub:
+            sub.attr(
+                label=style.html_title(child.scopes, [f"{style.count(child.params)} params"], left=True),
+                style="rounded,filled",
+                fillcolor=style.CLUSTER_FILLS[level % len(style.CLUSTER_FILLS)],
+                color=style.CLUSTER_BORDER,
+                fontname=style.FONT,
+                fontsize="11",
+                labeljust="l",
+                margin="8",
+                tooltip=", ".join(s.path for s in child.scopes),
+            )
+            _emit(sub, child, plan, shapes, level + 1)
+
+
+def to_digraph(plan: Plan, *, rankdir: str = "TB", shapes: bool = True, title: str | None = None) -> graphviz.Digraph:
+    """The graphviz graph of a plan; `.source` is the DOT text."""
+    graph = plan.graph
+    dot = graphviz.Digraph(name=graph.name, graph_attr=dict(style.GRAPH_ATTRS, rankdir=rankdir),
+                           node_attr=style.NODE_ATTRS, edge_attr=style.EDGE_ATTRS)
+    facts = f"{graph.total_params:,} params · {style.count(graph.total_macs)} MACs"
+    dot.attr(label=f'<<b>{escape(title or graph.name)}</b><br/><font point-size="10" color="{style.MUTED}">{escape(facts)}</font>>',
+             fontsize="16")
+    _emit(dot, plan.root, plan, shapes, 0)
+    for edge in plan.edges:
+        dot.edge(edge.tail, edge.head, **({"label": fmt(edge.shape)} if shapes else {}))
+    legend = _legend(plan)
+    if legend is not None:
+        dot.node(LEGEND_ID, label=legend, shape="plain", style="", margin="0", **{"class": "legend"})
+    return dot

@@ -87,6 +87,6 @@ def summary(spec: SpecLike) -> dict[str, Any]:
 
 def draw(spec: SpecLike, path: str | Path, **options: Any) -> Path:
     """Render the network's diagram to `path` (.svg, .png, .pdf or .dot)."""
-    from netspec.draw import render
+    from netspec.compiler.draw import render
 
     return render(build_graph(spec), Path(path), **options)

@@ -27,7 +27,7 @@ from netspec.cli import main
 from netspec.compiler import registry
 from netspec.compiler.graph import Graph
 from netspec.compiler.shapes import fmt
-from netspec.draw import GraphvizNotFound, style
+from netspec.compiler.draw import GraphvizNotFound, style
 from netspec.errors import NetspecError
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -402,8 +402,8 @@ def test_bad_options_are_user_errors(mixed_spec, tmp_path):
 
 
 def test_python_api_draws_repeatedly(mixed_spec, tmp_path):
-    """`netspec.draw` stays callable after the `netspec.draw` package has been imported."""
-    import netspec.draw as package
+    """`netspec.draw` stays callable after the drawing package has been imported."""
+    import netspec.compiler.draw as package
 
     assert netspec.draw(mixed_spec, tmp_path / "a.dot").exists()
     assert package.render(netspec.build_graph(mixed_spec), tmp_path / "b.dot").exists()

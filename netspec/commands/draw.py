@@ -32,7 +32,7 @@ def draw(spec: Path, output: Path | None, depth: int | None, rankdir: str, no_sh
     written and the command exits with code 2.
     """
     from netspec.api import build_graph
-    from netspec.draw import render
+    from netspec.compiler.draw import render
 
     graph = build_graph(spec)
     target = output if output is not None else Path(spec.stem).with_suffix(".svg")

@@ -28,6 +28,12 @@ class Scope:
     params: dict[str, Any] = field(default_factory=dict)
     is_block: bool = True  # False for plain sequential groups and parallel branches
 
+    @property
+    def is_unit(self) -> bool:
+        """Shown as one unit (a box in diagrams, a row when tables fold): every block, and
+        groups the spec gave a name (not the positional ones, "0", "1", ...)."""
+        return self.is_block or not self.path.rsplit(".", 1)[-1].isdigit()
+
 
 @dataclass
 class Node:

@@ -18,11 +18,12 @@ class Row:
 
 
 def rows(graph: Graph, depth: int | None = None) -> list[Row]:
-    """One row per primitive op; with `depth`, blocks nested deeper are folded into one row."""
+    """One row per primitive op; with `depth`, blocks nested `depth` deep are folded into one
+    row each (0: every top-level block and named group is one row), as `netspec draw` does."""
     out: list[Row] = []
     folded: dict[str, Row] = {}
     for node in graph.ops():
-        block_scopes = [s for s in node.scopes if graph.scopes[s].is_block or graph.scopes[s].kind != "parallel"]
+        block_scopes = [s for s in node.scopes if graph.scopes[s].is_unit]
         if depth is not None and len(block_scopes) > depth:
             scope = block_scopes[depth]
             row = folded.get(scope)

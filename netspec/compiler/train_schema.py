@@ -1,21 +1,47 @@
 """The `train:` section of a spec: how the network is trained, validated like the rest.
 
-Every field can be overridden from the command line under the same name
-(`netspec train spec.yaml --lr 0.1 --epochs 3`). It is plain data: the runtime reads it.
+Every top-level field can be overridden from the command line under the same name
+(`netspec train spec.yaml --lr 0.1 --epochs 3`), nested ones with `--set optimizer.momentum=0.9`;
+`with_overrides` applies them to the raw section and validates the result, so an override
+is checked exactly like the file. It is plain data (no torch): the runtime reads it.
 """
 from __future__ import annotations
 
-from typing import Literal, Optional, Union
+import copy
+from collections.abc import Mapping
+from typing import Annotated, Any, Literal, Optional
 
-from pydantic import Field
+import yaml
+from pydantic import BeforeValidator, Field, ValidationError, model_validator
 
 from netspec.compiler.schema_base import Model
+from netspec.errors import Diagnostic, SpecError
+
+DATASETS = ("fashion_mnist", "mnist", "csv", "synthetic_regression")
+OPTIMIZERS = ("sgd", "adam", "adamw")
+SCHEDULES = ("constant", "step", "cosine", "onecycle")
+
+
+def _named(value: Any) -> Any:
+    """`optimizer: adam` is short for `optimizer: {name: adam}` (same for dataset, schedule)."""
+    return {"name": value} if isinstance(value, str) else value
+
+
+def _or_name(names: tuple[str, ...]) -> Any:
+    """JSON schema of a field that is a mapping or just its `name` (for editors)."""
+
+    def extra(schema: dict[str, Any]) -> None:
+        as_mapping = dict(schema)
+        schema.clear()
+        schema["anyOf"] = [as_mapping, {"type": "string", "enum": list(names)}]
+
+    return extra
 
 
 class DatasetSpec(Model):
     """Where the examples come from."""
 
-    name: Literal["fashion_mnist", "mnist", "csv", "synthetic_regression"] = "fashion_mnist"
+    name: Literal[DATASETS] = "fashion_mnist"  # type: ignore[valid-type]
     path: Optional[str] = Field(None, description="csv: the file to read")
     target: Optional[str] = Field(None, description="csv: the target column")
     task: Literal["classification", "regression"] = "classification"
@@ -24,22 +50,31 @@ class DatasetSpec(Model):
     examples: int = Field(1000, gt=0, le=10_000_000, description="synthetic_regression: number of examples")
     noise: float = Field(0.01, ge=0)
 
+    @model_validator(mode="after")
+    def _csv_needs_path(self) -> "DatasetSpec":
+        if self.name == "csv" and (not self.path or not self.target):
+            raise ValueError("dataset csv needs 'path' and 'target'")
+        return self
+
 
 class OptimizerSpec(Model):
-    """The optimiser and its hyper-parameters."""
+    """The optimiser and its hyper-parameters (momentum is SGD's only)."""
 
-    name: Literal["sgd", "adam", "adamw"] = "sgd"
+    name: Literal[OPTIMIZERS] = "sgd"  # type: ignore[valid-type]
     lr: float = Field(0.1, gt=0)
-    momentum: float = Field(0.0, ge=0, lt=1)
+    momentum: float = Field(0.0, ge=0, lt=1, description="sgd only")
     weight_decay: float = Field(0.0, ge=0)
 
 
 class ScheduleSpec(Model):
-    """How the learning rate changes over the run."""
+    """How the learning rate changes over the run (updated every step)."""
 
-    name: Literal["constant", "step", "cosine", "onecycle"] = "constant"
+    name: Literal[SCHEDULES] = "constant"  # type: ignore[valid-type]
     step_size: int = Field(10, gt=0, description="step: epochs between decays")
     gamma: float = Field(0.1, gt=0, description="step: decay factor")
+    warmup: float = Field(0.0, ge=0, description="epochs of linear warm-up from 0 (constant, step, cosine)")
+    min_lr: float = Field(0.0, ge=0, description="cosine: the learning rate reached at the end")
+    pct_start: float = Field(0.3, gt=0, lt=1, description="onecycle: fraction of the run spent rising to lr")
 
 
 class AdversarialSpec(Model):
@@ -50,20 +85,122 @@ class AdversarialSpec(Model):
 
 
 class TrainConfig(Model):
-    """Training hyper-parameters; the zoo carries the textbook's."""
+    """Training hyper-parameters; the zoo carries the textbook's.
 
-    dataset: Union[DatasetSpec, Literal["fashion_mnist", "mnist", "synthetic_regression"]] = "fashion_mnist"
-    batch_size: int = Field(256, gt=0, le=1_000_000)
+    `lr`, `momentum` and `weight_decay` are shorthands: when given they replace the
+    optimizer's own value, so `cfg.optimizer` always holds what is used.
+    """
+
+    dataset: Annotated[DatasetSpec, BeforeValidator(_named), Field(json_schema_extra=_or_name(DATASETS[:2] + DATASETS[3:]))] = Field(
+        default_factory=DatasetSpec
+    )
+    batch_size: int = Field(256, gt=0, le=1_000_000, description="global batch (split across processes)")
     epochs: int = Field(10, gt=0, le=100_000)
-    optimizer: Union[OptimizerSpec, Literal["sgd", "adam", "adamw"]] = Field(default_factory=OptimizerSpec)
+    optimizer: Annotated[OptimizerSpec, BeforeValidator(_named), Field(json_schema_extra=_or_name(OPTIMIZERS))] = Field(
+        default_factory=OptimizerSpec
+    )
     lr: Optional[float] = Field(None, gt=0, description="shorthand for optimizer.lr")
+    momentum: Optional[float] = Field(None, ge=0, lt=1, description="shorthand for optimizer.momentum")
     weight_decay: Optional[float] = Field(None, ge=0, description="shorthand for optimizer.weight_decay")
-    schedule: Union[ScheduleSpec, Literal["constant", "step", "cosine", "onecycle"]] = "constant"
+    schedule: Annotated[ScheduleSpec, BeforeValidator(_named), Field(json_schema_extra=_or_name(SCHEDULES))] = Field(
+        default_factory=ScheduleSpec
+    )
     loss: Literal["cross_entropy", "mse"] = "cross_entropy"
-    grad_clip: Optional[float] = Field(None, gt=0)
-    seed: int = 0
+    grad_clip: Optional[float] = Field(None, gt=0, description="clip the global gradient norm to this")
+    seed: int = Field(0, ge=0, le=2**62)
     resize: Optional[int] = Field(None, gt=0, le=4096, description="resize images to resize×resize")
-    augment: list[dict] = Field(default_factory=list, description="e.g. [{random_crop: {padding: 4}}]")
-    val_fraction: float = Field(0.0, ge=0, lt=1)
-    solver: Literal["sgd", "closed_form"] = "sgd"
+    augment: list[Any] = Field(default_factory=list, description="e.g. [{random_crop: {padding: 4}}, horizontal_flip]")
+    val_fraction: float = Field(0.0, ge=0, lt=1, description="hold out this fraction of the training set for validation")
+    limit: Optional[int] = Field(None, gt=0, description="train on a seeded random subset of this many examples")
+    test_limit: Optional[int] = Field(None, gt=0, description="evaluate on the first this-many test examples")
+    solver: Literal["sgd", "closed_form"] = Field("sgd", description="closed_form: least squares (one linear layer only)")
     adversarial: Optional[AdversarialSpec] = None
+
+    @model_validator(mode="after")
+    def _fold_shorthands(self) -> "TrainConfig":
+        update = {k: getattr(self, k) for k in ("lr", "momentum", "weight_decay") if getattr(self, k) is not None}
+        if update:
+            self.optimizer = self.optimizer.model_copy(update=update)
+        return self
+
+    @property
+    def task(self) -> str:
+        """classification or regression (synthetic_regression is always regression)."""
+        return "regression" if self.dataset.name == "synthetic_regression" else self.dataset.task
+
+
+# ------------------------------------------------------------------ overrides
+def override_names() -> dict[str, str]:
+    """Top-level fields (the CLI's `--name` options) and their descriptions."""
+    return {name: (field.description or name.replace("_", " ")) for name, field in TrainConfig.model_fields.items()}
+
+
+def parse_value(text: str) -> Any:
+    """A command-line value read as YAML (`3` -> int, `[a, b]` -> list); unparsable text stays text."""
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError:
+        return text
+
+
+def _set(tree: dict[str, Any], path: list[str], value: Any) -> None:
+    """Set tree[path] = value; a shorthand string on the way (`optimizer: sgd`) becomes {name: sgd},
+    and a string set on a mapping sets its name (`--optimizer adam` keeps the spec's lr)."""
+    key, rest = path[0], path[1:]
+    if not rest:
+        if isinstance(tree.get(key), dict) and isinstance(value, str) and "name" in _fields_at(tree, key):
+            tree[key] = {**tree[key], "name": value}
+        else:
+            tree[key] = value
+        return
+    child = tree.get(key)
+    if isinstance(child, str):
+        child = {"name": child}
+    elif not isinstance(child, dict):
+        child = {}
+    tree[key] = child
+    _set(child, rest, value)
+
+
+def _fields_at(tree: dict[str, Any], key: str) -> set[str]:
+    field = TrainConfig.model_fields.get(key)
+    annotation = getattr(field, "annotation", None)
+    return set(getattr(annotation, "model_fields", {}))
+
+
+def plain(value: Any) -> Any:
+    """A loaded YAML tree (YDict/YList) as plain dicts and lists, for dumping and merging."""
+    if isinstance(value, Mapping):
+        return {k: plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [plain(v) for v in value]
+    return value
+
+
+def with_overrides(section: Mapping[str, Any] | None, overrides: Mapping[str, Any]) -> tuple[TrainConfig, dict[str, Any]]:
+    """Apply `{dotted.name: value}` overrides to a raw `train:` section and validate it.
+
+    Returns the config and the merged raw section (what a run folder's spec.yaml records).
+    Errors name the override (`--lr: ...`) and carry a "did you mean" for unknown names.
+    """
+    merged: dict[str, Any] = copy.deepcopy(plain(section or {}))
+    for dotted, value in overrides.items():
+        _set(merged, dotted.split("."), value)
+    try:
+        return TrainConfig.model_validate(merged), merged
+    except ValidationError as exc:
+        raise SpecError([Diagnostic(None, _message(err, overrides)) for err in exc.errors(include_url=False)]) from None
+
+
+def _message(err: Mapping[str, Any], overrides: Mapping[str, Any]) -> str:
+    path = [str(p) for p in err["loc"] if not str(p).startswith(("function-", "literal["))]
+    dotted = ".".join(path)
+    named = next((k for k in overrides if dotted == k or dotted.startswith(k + ".")), None)
+    message = "missing required key" if err["type"] == "missing" else err["msg"].removeprefix("Value error, ")
+    if err["type"] not in ("missing", "unknown_key", "value_error") and "input" in err:
+        message += f" (got {err['input']!r})"
+    if named is None:
+        return f"train.{dotted}: {message}" if dotted else message
+    where = f"--{named.replace('_', '-')}" if "." not in named else f"--set {named}"
+    inner = dotted[len(named) + 1 :]
+    return f"{where}: {inner + ': ' if inner else ''}{message}"

@@ -107,7 +107,7 @@ def _label(node: Node) -> str:
 
 def is_drawn(scope: Scope) -> bool:
     """Blocks are drawn; groups only where the spec gave them a name (not a position)."""
-    return scope.is_block or not scope.path.rsplit(".", 1)[-1].isdigit()
+    return scope.is_unit
 
 
 class Planner:

@@ -11,8 +11,8 @@ from html import escape
 import graphviz
 
 from netspec.compiler.shapes import fmt
-from netspec.draw import style
-from netspec.draw.plan import BlockBox, Cluster, Item, OpBox, Plan, Terminal
+from netspec.compiler.draw import style
+from netspec.compiler.draw.plan import BlockBox, Cluster, Item, OpBox, Plan, Terminal
 
 LEGEND_ID = "netspec/legend"
 COLLAPSED = "block"  # legend entry for collapsed blocks

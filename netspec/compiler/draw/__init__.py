@@ -6,15 +6,13 @@ graph, `output` writes it in the format the file's suffix names.
 """
 from __future__ import annotations
 
-import sys
-import types
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from netspec.compiler.graph import Graph
-from netspec.draw.dot import to_digraph
-from netspec.draw.output import FORMATS, DrawError, GraphvizNotFound, output_format, write
-from netspec.draw.plan import Plan, make_plan
+from netspec.compiler.draw.dot import to_digraph
+from netspec.compiler.draw.output import FORMATS, DrawError, GraphvizNotFound, output_format, write
+from netspec.compiler.draw.plan import Plan, make_plan
 
 if TYPE_CHECKING:
     import graphviz
@@ -62,20 +60,3 @@ def render(
     path = Path(path)
     output_format(path)  # refuse an unknown suffix before any work
     return write(digraph(graph, depth=depth, rankdir=rankdir, shapes=shapes, title=title, fold_repeats=fold_repeats), path)
-
-
-class _CallableModule(types.ModuleType):
-    """`netspec.draw(spec, path)` must keep working once this package is imported.
-
-    Importing `netspec.draw` binds the package over the lazy `netspec.draw` function of
-    the public API (Python sets a submodule as its parent's attribute), so the package
-    itself answers calls the way `netspec.api.draw` does.
-    """
-
-    def __call__(self, spec: Any, path: str | Path, **options: Any) -> Path:
-        from netspec.api import draw
-
-        return draw(spec, path, **options)
-
-
-sys.modules[__name__].__class__ = _CallableModule

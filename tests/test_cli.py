@@ -338,14 +338,12 @@ def _validation_errors(runner: CliRunner, text: str) -> list[str]:
     return [e.message[:200] for e in validator.iter_errors(yaml.safe_load(text))]
 
 
-@pytest.mark.xfail(strict=True, reason="bug: layer items are a JSON Schema `oneOf` in which BlockCall (any identifier op, extra keys allowed) also matches every built-in layer, so every valid layer mapping fails ('is valid under each of BlockCall, Conv2DLayer')")
 @pytest.mark.parametrize("text", [LENET, NESTED], ids=["lenet", "nested"])
 def test_schema_accepts_valid_specs_written_with_mappings(runner: CliRunner, text: str) -> None:
     text = re.sub(r"^(\s+)- (\w+)$", r"\1- {op: \2}", text, flags=re.M)
     assert _validation_errors(runner, text) == []
 
 
-@pytest.mark.xfail(strict=True, reason="bug: the JSON Schema has no string alternative for layer items, so bare op names (`- relu`, `- flatten`) are refused ('is not valid under any of the given schemas')")
 def test_schema_accepts_bare_op_names(runner: CliRunner) -> None:
     assert _validation_errors(runner, "name: t\ninput: [3]\nlayers: [relu, flatten]\n") == []
 

@@ -143,14 +143,12 @@ def test_ejected_state_dict_keys_equal_the_compiled_ones(tmp_path: Path) -> None
     assert list(eject(graph, tmp_path).state_dict()) == list(netspec.compile(graph).state_dict())
 
 
-@pytest.mark.xfail(strict=True, reason="bug: ejected source writes `padding=same` (the module's extra_repr, unquoted), so importing model.py raises NameError")
 def test_ejected_conv_with_padding_same_imports(tmp_path: Path) -> None:
     graph = build("name: s\ninput: [2, 5, 5]\nlayers:\n  - {op: conv2d, out: 3, kernel: 3, padding: same}\n")
     ejected = eject(graph, tmp_path)
     assert tuple(ejected(torch.zeros(1, 2, 5, 5)).shape[1:]) == graph.output_shape
 
 
-@pytest.mark.xfail(strict=True, reason="bug: nn.AvgPool2d's extra_repr omits ceil_mode (and count_include_pad), so the ejected avgpool with ceil_mode: true computes a different shape (2×3×3 instead of 2×4×4)")
 def test_ejected_avgpool_keeps_ceil_mode(tmp_path: Path) -> None:
     graph = build("name: s\ninput: [2, 7, 7]\nlayers:\n  - {op: avgpool, kernel: 2, ceil_mode: true}\n")
     ejected = eject(graph, tmp_path)

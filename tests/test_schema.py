@@ -229,7 +229,6 @@ def test_parallel_needs_two_branches() -> None:
     assert "at least two branches" in one_error(text)[1]
 
 
-@pytest.mark.xfail(strict=True, reason="bug: a layer that is neither a name nor a mapping says \"Input should be a valid dictionary or instance of BlockCall\" (an internal class name)")
 def test_a_layer_that_is_not_a_mapping_says_what_a_layer_is() -> None:
     text = spec("layers:\n  - relu\n  - 3\n")
     loc, message = one_error(text)
@@ -304,7 +303,6 @@ def test_bad_parameter_declaration_gets_a_hint() -> None:
     assert (at(text, "typ"), "blocks.b.params.n.typ: unknown key 'typ' (did you mean 'type'?)") in found
 
 
-@pytest.mark.xfail(strict=True, reason="bug: a user block named like a built-in op (e.g. 'relu') is silently ignored; calls run the built-in op")
 def test_a_block_named_like_a_builtin_op_is_refused() -> None:
     text = spec("blocks:\n  relu:\n    layers: [{op: conv2d, out: 2, kernel: 1}]\nlayers:\n  - relu\n")
     loc, message = one_error(text)
@@ -367,7 +365,7 @@ def test_repeat_a_billion_fails_fast_naming_the_limit() -> None:
     start = time.perf_counter()
     found = errors(text)
     assert time.perf_counter() - start < 1.0
-    assert any("1000" in msg and "less than or equal" in msg for _, msg in found), found
+    assert any("1 to 1000" in msg and "1000000000" in msg for _, msg in found), found
 
 
 def test_repeat_a_billion_through_a_block_parameter_fails_fast() -> None:
@@ -399,7 +397,6 @@ def test_nested_repeats_are_bounded_by_the_layer_limit() -> None:
     assert "network too large" in message and "20000" in message
 
 
-@pytest.mark.xfail(strict=True, reason="bug: a bad `repeat` or `init` gives two messages, one of them pydantic union noise ('Input should be a valid string', \"init: Input should be 'default', ...\" for a bad mapping)")
 @pytest.mark.parametrize(
     "body,needle",
     [
@@ -450,14 +447,12 @@ def test_duplicate_layer_names_are_refused() -> None:
     assert loc == at(text, "{op: relu, name: a}", 2) and "duplicate layer name 'a'" in message
 
 
-@pytest.mark.xfail(strict=True, reason="bug: a layer and a later group (sequential or named repeat) with the same name are not refused; the group's modules end up inside the layer (e.g. a ReLU attached as child '0' of a Conv2d)")
 @pytest.mark.parametrize("second", ["{op: sequential, name: a, layers: [relu]}", "{op: relu, name: a, repeat: 2}"])
 def test_a_name_used_by_a_layer_and_a_group_is_refused(second: str) -> None:
     text = spec(f"layers:\n  - {{op: conv2d, name: a, out: 4, kernel: 1}}\n  - {second}\n")
     assert "duplicate" in one_error(text)[1]
 
 
-@pytest.mark.xfail(strict=True, reason="bug: parallel branch keys are not checked to be identifiers (layer names are); at compile time '' makes torch raise KeyError and 'if' makes torch.fx generate invalid Python (SyntaxError)")
 @pytest.mark.parametrize("key", ["''", "if"])
 def test_branch_names_must_be_identifiers(key: str) -> None:
     text = spec(f"layers:\n  - {{op: parallel, branches: {{{key}: [relu], b: [relu]}}}}\n")
@@ -555,14 +550,12 @@ def test_long_expressions_are_refused() -> None:
         evaluate("1 + " * 60 + "1", {})
 
 
-@pytest.mark.xfail(strict=True, reason="bug: sequence repetition is unbounded: '[0] * 100000' / \"'a' * 100000\" build huge values (with 10**9 the process runs out of memory)")
 @pytest.mark.parametrize("expr", ["[0] * 100000", "'a' * 100000", "c * 100000"])
 def test_sequence_repetition_cannot_build_huge_values(expr: str) -> None:
     with pytest.raises(ExprError):
         evaluate(expr, {"c": [1, 2]})
 
 
-@pytest.mark.xfail(strict=True, reason="bug: unary minus/plus on a string or list raises a bare TypeError instead of an ExprError (so build_graph fails with TypeError, not SpecError)")
 def test_unary_minus_on_a_string_is_a_spec_error() -> None:
     text = block_with("${-s}")
     assert "cannot evaluate" in one_error(text)[1] or "unary" in one_error(text)[1]

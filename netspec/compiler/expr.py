@@ -14,13 +14,14 @@ from typing import Any
 
 MAX_EXPR_CHARS = 200
 MAX_ABS_VALUE = 10**12
+MAX_LENGTH = 1000  # of strings and lists an expression builds
 
 
 class ExprError(ValueError):
     """An expression that cannot be evaluated; the message is meant for the user."""
 
 
-_BINARY = {
+_BINARY: dict[type, Any] = {
     ast.Add: operator.add,
     ast.Sub: operator.sub,
     ast.Mult: operator.mul,
@@ -52,7 +53,16 @@ def evaluate(text: str, env: dict[str, Any]) -> Any:
 def _checked(value: Any, text: str) -> Any:
     if isinstance(value, (int, float)) and not isinstance(value, bool) and abs(value) > MAX_ABS_VALUE:
         raise ExprError(f"value out of range in {text!r}")
+    if isinstance(value, (str, list)) and len(value) > MAX_LENGTH:
+        raise ExprError(f"value longer than {MAX_LENGTH} in {text!r}")
     return value
+
+
+def _refuse_long_repetition(left: Any, right: Any, text: str) -> None:
+    """`[0] * 10**9` must fail before it is built, not after."""
+    for seq, count in ((left, right), (right, left)):
+        if isinstance(seq, (str, list)) and isinstance(count, int) and len(seq) * count > MAX_LENGTH:
+            raise ExprError(f"value longer than {MAX_LENGTH} in {text!r}")
 
 
 def _eval(node: ast.AST, env: dict[str, Any], text: str) -> Any:
@@ -66,6 +76,8 @@ def _eval(node: ast.AST, env: dict[str, Any], text: str) -> Any:
     if isinstance(node, ast.BinOp) and type(node.op) in _BINARY:
         left, right = _eval(node.left, env, text), _eval(node.right, env, text)
         try:
+            if isinstance(node.op, ast.Mult):
+                _refuse_long_repetition(left, right, text)
             return _checked(_BINARY[type(node.op)](left, right), text)
         except (TypeError, ZeroDivisionError) as exc:
             raise ExprError(f"cannot evaluate {text!r}: {exc}") from None
@@ -73,6 +85,8 @@ def _eval(node: ast.AST, env: dict[str, Any], text: str) -> Any:
         value = _eval(node.operand, env, text)
         if isinstance(node.op, ast.Not):
             return not value
+        if not isinstance(value, (int, float)):
+            raise ExprError(f"cannot evaluate {text!r}: a sign needs a number, got {value!r}")
         return -value if isinstance(node.op, ast.USub) else +value
     if isinstance(node, ast.BoolOp):
         values = (_eval(v, env, text) for v in node.values)

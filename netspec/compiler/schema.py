@@ -7,19 +7,29 @@ prelude); those are checked against the block's declared parameters when expande
 """
 from __future__ import annotations
 
-import re
+import keyword
 from typing import Annotated, Any, Literal, Optional, Union
 
-from pydantic import BeforeValidator, Discriminator, Field, PlainValidator, Tag, ValidationError, WithJsonSchema, create_model, field_validator
+from pydantic import AfterValidator, BeforeValidator, Discriminator, Field, PlainValidator, Tag, ValidationError, WithJsonSchema, create_model, field_validator
 from pydantic_core import PydanticCustomError
 
 from netspec.compiler import registry
-from netspec.compiler.schema_base import Model, did_you_mean
+from netspec.compiler.schema_base import Model, did_you_mean, value_type
 from netspec.compiler.train_schema import TrainConfig
 from netspec.compiler.yaml_loader import YDict, YList, locate
 from netspec.errors import Diagnostic, Location, SpecError
 
 IDENT = r"^[A-Za-z_][A-Za-z0-9_]*$"
+
+
+def _not_keyword(name: str) -> str:
+    """Names become Python attribute names in generated code, so keywords are refused."""
+    if keyword.iskeyword(name):
+        raise ValueError(f"{name!r} is a Python keyword; choose another name")
+    return name
+
+
+Name = Annotated[str, Field(pattern=IDENT, max_length=100), AfterValidator(_not_keyword)]
 MAX_LAYERS_PER_LIST = 10_000
 INIT_SCHEMES = ("default", "normal", "uniform", "xavier_uniform", "xavier_normal", "kaiming_uniform", "kaiming_normal", "zeros")
 STRUCTURAL_OPS = ("sequential", "parallel")
@@ -36,7 +46,18 @@ class InitSpec(Model):
     bias: Literal["default", "zeros"] = "default"
 
 
-Init = Union[Literal[INIT_SCHEMES], InitSpec]  # type: ignore[valid-type]
+def _init_as_mapping(value: Any) -> Any:
+    """`init: xavier_uniform` is short for `init: {weight: xavier_uniform}`."""
+    return {"weight": value} if isinstance(value, str) else value
+
+
+def _init_json(schema: dict[str, Any]) -> None:
+    as_mapping = dict(schema)
+    schema.clear()
+    schema["anyOf"] = [as_mapping, {"type": "string", "enum": list(INIT_SCHEMES)}]
+
+
+Init = Annotated[InitSpec, BeforeValidator(_init_as_mapping), Field(json_schema_extra=_init_json)]
 
 
 def _as_mapping(value: Any) -> Any:
@@ -44,11 +65,20 @@ def _as_mapping(value: Any) -> Any:
     return {"op": value} if isinstance(value, str) else value
 
 
-def _layer_tag(value: Any) -> str:
-    op = value.get("op") if isinstance(value, dict) else getattr(value, "op", None)
+def _layer_tag(value: Any) -> str | None:
+    if not isinstance(value, dict):
+        return None  # pydantic reports union_tag_not_found: "expected a layer ..."
+    op = value.get("op")
     if isinstance(op, str) and (op in STRUCTURAL_OPS or registry.get(op) is not None):
         return op
     return "__block__"
+
+
+MAX_REPEAT = 1000
+Repeat = value_type(
+    "repeat", f"an integer from 1 to {MAX_REPEAT}", lambda v: isinstance(v, int) and not isinstance(v, bool) and 0 < v <= MAX_REPEAT,
+    {"type": "integer", "minimum": 1, "maximum": MAX_REPEAT},
+)
 
 
 def _layer_refs(value: Any) -> Any:
@@ -69,9 +99,9 @@ LayerRefs = Annotated[
 class LayerMeta(Model):
     """Keys every layer may have besides its op's parameters."""
 
-    name: Optional[Annotated[str, Field(pattern=IDENT)]] = Field(None, description="module name (default: position)")
+    name: Optional[Name] = Field(None, description="module name (default: position)")
     from_: Optional[LayerRefs] = Field(None, alias="from", description="input layer name(s); default: previous layer")
-    repeat: Union[Annotated[int, Field(gt=0, le=1000)], Annotated[str, Field(pattern=r"^\$")]] = Field(1, description="repeat this layer n times in sequence")
+    repeat: Repeat = Field(1, description="repeat this layer n times in sequence")
     init: Optional[Init] = Field(None, description="weight initialisation (conv/linear)")
     when: Optional[Union[bool, str]] = Field(None, description="blocks only: keep this layer only if the expression holds")
 
@@ -113,7 +143,7 @@ class ParallelLayer(LayerMeta):
     """Branches applied to the same input, merged by add or channel concat. An empty branch is the identity."""
 
     op: Literal["parallel"]
-    branches: Union[dict[str, list["LayerItem"]], list[list["LayerItem"]]]
+    branches: Union[dict[Name, list["LayerItem"]], list[list["LayerItem"]]]
     merge: Literal["add", "concat"] = "concat"
 
     @field_validator("branches")
@@ -144,7 +174,7 @@ class BlockDef(Model):
     """A parameterised block written in YAML: `$name` and `${expr}` refer to its parameters."""
 
     description: str = ""
-    params: dict[Annotated[str, Field(pattern=IDENT)], Union[ParamType, ParamDecl]] = Field(default_factory=dict)
+    params: dict[Name, Union[ParamType, ParamDecl]] = Field(default_factory=dict)
     layers: Annotated[list[LayerItem], Field(min_length=1, max_length=MAX_LAYERS_PER_LIST)]
 
 
@@ -155,7 +185,7 @@ class Spec(Model):
     description: str = ""
     input: Union[Annotated[int, Field(gt=0, le=1_000_000)], Annotated[list[Annotated[int, Field(gt=0, le=1_000_000)]], Field(min_length=1, max_length=3)]]
     init: Init = "default"
-    blocks: dict[Annotated[str, Field(pattern=IDENT)], BlockDef] = Field(default_factory=dict)
+    blocks: dict[Name, BlockDef] = Field(default_factory=dict)
     layers: Annotated[list[LayerItem], Field(min_length=1, max_length=MAX_LAYERS_PER_LIST)]
     train: Optional[TrainConfig] = None
 
@@ -199,8 +229,8 @@ def diagnostics_from(exc: ValidationError, raw: Any, filename: str, prefix: tupl
         if err["type"] == "missing":
             where, _, field = where.rpartition(".")
             message = f"missing required key {field!r}"
-        elif err["type"] == "union_tag_invalid":
-            message = "expected a layer mapping with an 'op' key"
+        elif err["type"] in ("union_tag_invalid", "union_tag_not_found"):
+            message = f"expected a layer: an op name or a mapping with an 'op' key, got {err.get('input')!r}"
         text = f"{where}: {message}" if where else message
         key_ = (loc, text)
         found.setdefault(key_, Diagnostic(loc or Location(filename, 1, 1), text))
@@ -251,6 +281,10 @@ def validate_spec(raw: Any, filename: str, prelude_blocks: set[str]) -> Spec:
     diagnostics: list[Diagnostic] = []
     blocks = raw.get("blocks") if isinstance(raw.get("blocks"), dict) else {}
     diagnostics += unknown_op_diagnostics(raw, set(blocks) | prelude_blocks, filename)
+    for name in blocks:
+        if name in STRUCTURAL_OPS or registry.get(name) is not None:
+            where = raw["blocks"].key_locs.get(name) if isinstance(raw["blocks"], YDict) else None
+            diagnostics.append(Diagnostic(where, f"block {name!r} has the name of a built-in op; choose another name"))
     spec = None
     try:
         spec = Spec.model_validate(raw)
@@ -263,8 +297,27 @@ def validate_spec(raw: Any, filename: str, prelude_blocks: set[str]) -> Spec:
 
 
 def json_schema() -> dict[str, Any]:
-    """The JSON Schema of the spec language, for editors (yaml-language-server)."""
+    """The JSON Schema of the spec language, for editors (yaml-language-server).
+
+    Two things pydantic cannot say by itself are added: a layer may be a bare op name, and a
+    block call's `op` is any name except a built-in one (so a built-in layer is checked
+    against its own schema only, and the layer union's `oneOf` has one match).
+    """
     schema = Spec.model_json_schema(by_alias=True)
+    builtins = sorted(set(registry.ops()) | set(STRUCTURAL_OPS))
+    schema["$defs"]["BlockCall"]["not"] = {"properties": {"op": {"enum": builtins}}, "required": ["op"]}
+
+    def allow_bare_names(node: Any) -> Any:
+        if isinstance(node, dict):
+            members = node.get("oneOf")
+            if isinstance(members, list) and {"$ref": "#/$defs/BlockCall"} in members:
+                return {"anyOf": [{"type": "string", "pattern": IDENT, "description": "an op or block name"}, {"oneOf": members}]}
+            return {key: allow_bare_names(value) for key, value in node.items()}
+        if isinstance(node, list):
+            return [allow_bare_names(value) for value in node]
+        return node
+
+    schema = allow_bare_names(schema)
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     schema["title"] = "netspec spec"
     return schema

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Mapping
-from typing import Annotated, Any, Literal, Optional
+from typing import Annotated, Any, Literal, Optional, Union
 
 import yaml
 from pydantic import BeforeValidator, Field, ValidationError, model_validator
@@ -109,7 +109,9 @@ class TrainConfig(Model):
     grad_clip: Optional[float] = Field(None, gt=0, description="clip the global gradient norm to this")
     seed: int = Field(0, ge=0, le=2**62)
     resize: Optional[int] = Field(None, gt=0, le=4096, description="resize images to resize×resize")
-    augment: list[Any] = Field(default_factory=list, description="e.g. [{random_crop: {padding: 4}}, horizontal_flip]")
+    augment: list[Union[str, dict[str, Optional[dict[str, Any]]]]] = Field(
+        default_factory=list, description="training-only, per batch: e.g. [{random_crop: {padding: 4}}, horizontal_flip]"
+    )
     val_fraction: float = Field(0.0, ge=0, lt=1, description="hold out this fraction of the training set for validation")
     limit: Optional[int] = Field(None, gt=0, description="train on a seeded random subset of this many examples")
     test_limit: Optional[int] = Field(None, gt=0, description="evaluate on the first this-many test examples")

@@ -102,10 +102,41 @@ def _check_tree_size(root: Any, filename: str) -> None:
             stack.extend((v, depth + 1, getattr(v, "loc", None) or loc) for v in value)
 
 
+def _check_nesting(text: str, filename: str) -> None:
+    """Refuse deep nesting before composing: LibYAML's composer recurses in C, so a file of
+    100,000 nested brackets would overflow the stack rather than raise.
+
+    Only flow collections (`[`, `{`) can nest deeply within the size limit (block nesting
+    needs ever more indentation), so a quick bracket count decides whether the exact check,
+    a walk over parse events (iterative in LibYAML), is needed at all.
+    """
+    depth = deepest = 0
+    for char in text:
+        if char in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif char in "]}":
+            depth -= 1
+    if deepest <= MAX_DEPTH:
+        return
+    depth = 0
+    try:
+        for event in yaml.parse(text, Loader=_BaseLoader):
+            if isinstance(event, (yaml.MappingStartEvent, yaml.SequenceStartEvent)):
+                depth += 1
+                if depth > MAX_DEPTH:
+                    raise SpecError.at(_loc(event.start_mark, filename), f"spec nested too deeply (more than {MAX_DEPTH} levels)")
+            elif isinstance(event, (yaml.MappingEndEvent, yaml.SequenceEndEvent)):
+                depth -= 1
+    except yaml.YAMLError:
+        return  # a syntax error: composing reports it with its location
+
+
 def load_yaml_text(text: str, filename: str = "<string>") -> Any:
     """Parse YAML text into YDict/YList/scalars, raising `SpecError` with a location."""
     if len(text.encode("utf-8", errors="replace")) > MAX_FILE_BYTES:
         raise SpecError.at(Location(filename, 1, 1), f"spec file larger than {MAX_FILE_BYTES} bytes")
+    _check_nesting(text, filename)
     loader = _make_loader(filename)(text)
     try:
         data = loader.get_single_data()

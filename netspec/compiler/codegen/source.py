@@ -1,12 +1,15 @@
 """Graph IR -> standalone PyTorch source: a file that needs only torch to import.
 
-The constructor lines come from each built module's own `extra_repr()` (valid constructor
-arguments for torch.nn's layers), the forward body from torch.fx's code generator, so the
+The constructor lines come from each built module's constructor signature and attributes,
+the forward body from torch.fx's code generator, so the
 ejected module has the same parameter names and computes exactly what the compiled one does.
 """
 from __future__ import annotations
 
+import inspect
 import textwrap
+
+import torch
 
 from torch import fx, nn
 
@@ -38,9 +41,29 @@ class {cls}(nn.Module):
 
 
 def _constructor(module: nn.Module) -> str:
-    if type(module).__module__.startswith("torch.nn"):
-        return f"nn.{type(module).__name__}({module.extra_repr()})"
-    raise TypeError(f"cannot write source for custom module {type(module).__name__}")
+    """`nn.Conv2d(1, 6, kernel_size=(5, 5), padding=(2, 2))`-style source for a torch.nn layer.
+
+    Built from the constructor's signature and the module's attributes of the same names
+    (not from `extra_repr`, which leaves arguments out and does not quote strings); values
+    equal to their defaults are omitted, so the line reads like hand-written code.
+    """
+    cls = type(module)
+    if not cls.__module__.startswith("torch.nn"):
+        raise TypeError(f"cannot write source for custom module {cls.__name__}")
+    args = []
+    for name, param in inspect.signature(cls.__init__).parameters.items():
+        if name in ("self", "device", "dtype") or param.kind in (param.VAR_POSITIONAL, param.VAR_KEYWORD):
+            continue
+        if not hasattr(module, name):
+            continue
+        value = getattr(module, name)
+        if isinstance(value, torch.Tensor) or (value is None and name == "bias"):
+            value = value is not None  # `bias` is a flag in the constructor, a tensor on the module
+        default = param.default
+        if default is not param.empty and (value == default or (isinstance(value, tuple) and all(v == default for v in value))):
+            continue
+        args.append(repr(value) if param.default is param.empty else f"{name}={value!r}")
+    return f"nn.{cls.__name__}({', '.join(args)})"
 
 
 def to_source(graph: Graph, title: str = "") -> str:

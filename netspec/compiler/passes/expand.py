@@ -135,14 +135,16 @@ class Expander:
                 continue
             inputs = self.inputs(item, env, current, where)
             if item.get("when") is not None and not self.condition(item, env, inputs[0], where):
-                if item.get("name"):
-                    env.names[item["name"]] = inputs[0]  # a skipped layer passes its input through
+                # a skipped layer passes its input through under its name, and keeps its
+                # position, so the names of the layers after it do not depend on `when`
+                env.names[self.claim(item.get("name") or str(index), env, where)] = inputs[0]
+                index += 1
                 continue
             values = dict(env.values, **_shape_vars(self.shape(inputs[0])))
             item = self.substitute(item, values, env)
             model = self.validate(item, env)
             repeat = model.repeat
-            local = model.name or str(index)
+            local = self.claim(model.name or str(index), env, where)
             if repeat == 1:
                 current = self.expand(model, item, env, inputs, env.path(local), where)
                 index += 1
@@ -156,12 +158,21 @@ class Expander:
                 index += 1
             else:  # an unnamed repeat is that many layers in sequence
                 current = inputs[0]
-                for _ in range(repeat):
-                    current = self.expand(model, item, env, [current], env.path(str(index)), where)
-                    env.names[str(index)] = current
+                for k in range(repeat):
+                    name = str(index) if k == 0 else self.claim(str(index), env, where)
+                    current = self.expand(model, item, env, [current], env.path(name), where)
+                    env.names[name] = current
                     index += 1
             env.names[local] = current
         return current
+
+    def claim(self, local: str, env: Env, where: Location | None) -> str:
+        """Reserve a name in this scope; a name (or `input`) used twice is an error."""
+        if local in env.names:
+            what = "the input of this scope" if local == INPUT else "an earlier layer of this scope"
+            raise self.fail(env, where, f"duplicate layer name {local!r}: it already names {what}")
+        env.names[local] = ""  # set to the layer's output once it is expanded
+        return local
 
     # ------------------------------------------------------------------ one item
     def prepare(self, raw_item: Any, where: Location | None, env: Env, current: str) -> YDict | None:

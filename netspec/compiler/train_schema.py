@@ -92,22 +92,22 @@ class TrainConfig(Model):
     """
 
     dataset: Annotated[DatasetSpec, BeforeValidator(_named), Field(json_schema_extra=_or_name(DATASETS[:2] + DATASETS[3:]))] = Field(
-        default_factory=DatasetSpec
+        default_factory=DatasetSpec, description="fashion_mnist, mnist, synthetic_regression or {name: csv, path:, target:}"
     )
     batch_size: int = Field(256, gt=0, le=1_000_000, description="global batch (split across processes)")
-    epochs: int = Field(10, gt=0, le=100_000)
+    epochs: int = Field(10, gt=0, le=100_000, description="passes over the training set")
     optimizer: Annotated[OptimizerSpec, BeforeValidator(_named), Field(json_schema_extra=_or_name(OPTIMIZERS))] = Field(
-        default_factory=OptimizerSpec
+        default_factory=OptimizerSpec, description="sgd, adam, adamw, or {name:, lr:, momentum:, weight_decay:}"
     )
     lr: Optional[float] = Field(None, gt=0, description="shorthand for optimizer.lr")
     momentum: Optional[float] = Field(None, ge=0, lt=1, description="shorthand for optimizer.momentum")
     weight_decay: Optional[float] = Field(None, ge=0, description="shorthand for optimizer.weight_decay")
     schedule: Annotated[ScheduleSpec, BeforeValidator(_named), Field(json_schema_extra=_or_name(SCHEDULES))] = Field(
-        default_factory=ScheduleSpec
+        default_factory=ScheduleSpec, description="learning-rate schedule: constant, step, cosine, onecycle (or a mapping)"
     )
-    loss: Literal["cross_entropy", "mse"] = "cross_entropy"
+    loss: Literal["cross_entropy", "mse"] = Field("cross_entropy", description="cross_entropy (classes) or mse")
     grad_clip: Optional[float] = Field(None, gt=0, description="clip the global gradient norm to this")
-    seed: int = Field(0, ge=0, le=2**62)
+    seed: int = Field(0, ge=0, le=2**62, description="seeds weights, data order, dropout and augmentation")
     resize: Optional[int] = Field(None, gt=0, le=4096, description="resize images to resize×resize")
     augment: list[Union[str, dict[str, Optional[dict[str, Any]]]]] = Field(
         default_factory=list, description="training-only, per batch: e.g. [{random_crop: {padding: 4}}, horizontal_flip]"
@@ -116,7 +116,7 @@ class TrainConfig(Model):
     limit: Optional[int] = Field(None, gt=0, description="train on a seeded random subset of this many examples")
     test_limit: Optional[int] = Field(None, gt=0, description="evaluate on the first this-many test examples")
     solver: Literal["sgd", "closed_form"] = Field("sgd", description="closed_form: least squares (one linear layer only)")
-    adversarial: Optional[AdversarialSpec] = None
+    adversarial: Optional[AdversarialSpec] = Field(None, description="FGSM adversarial training, e.g. {eps: 0.1, mix: 0.5}")
 
     @model_validator(mode="after")
     def _fold_shorthands(self) -> "TrainConfig":
@@ -150,7 +150,7 @@ def _set(tree: dict[str, Any], path: list[str], value: Any) -> None:
     and a string set on a mapping sets its name (`--optimizer adam` keeps the spec's lr)."""
     key, rest = path[0], path[1:]
     if not rest:
-        if isinstance(tree.get(key), dict) and isinstance(value, str) and "name" in _fields_at(tree, key):
+        if isinstance(tree.get(key), dict) and isinstance(value, str) and "name" in _fields_at(key):
             tree[key] = {**tree[key], "name": value}
         else:
             tree[key] = value
@@ -164,7 +164,7 @@ def _set(tree: dict[str, Any], path: list[str], value: Any) -> None:
     _set(child, rest, value)
 
 
-def _fields_at(tree: dict[str, Any], key: str) -> set[str]:
+def _fields_at(key: str) -> set[str]:
     field = TrainConfig.model_fields.get(key)
     annotation = getattr(field, "annotation", None)
     return set(getattr(annotation, "model_fields", {}))

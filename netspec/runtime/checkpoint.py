@@ -1,0 +1,177 @@
+"""Weights and training checkpoints: written atomically, loaded safely, checked against the model.
+
+A run folder holds `model.safetensors` (the weights alone, for eval and attacks) and
+`checkpoint.pt` (model, optimizer, scheduler, epoch, RNG states: everything a resumed run
+needs to continue bit for bit). Both are written to a temporary file, fsynced and renamed
+over the old one, so a process killed at any moment leaves the last complete file. Loading
+never unpickles code: safetensors, or `torch.load(weights_only=True)`. Anything wrong (a
+missing, truncated or corrupt file; keys or shapes that do not match the model) is a
+`CheckpointError` saying what.
+"""
+from __future__ import annotations
+
+import io
+import os
+import pickle
+import zipfile
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load as st_load
+from safetensors.torch import save as st_save
+from torch import nn
+
+from netspec.errors import CheckpointError
+
+__all__ = [
+    "CHECKPOINT",
+    "CheckpointError",
+    "WEIGHTS",
+    "atomic_write",
+    "check_state_dict",
+    "load_checkpoint",
+    "load_weights",
+    "read_weights",
+    "save_checkpoint",
+    "save_weights",
+    "unwrap",
+]
+
+WEIGHTS = "model.safetensors"
+CHECKPOINT = "checkpoint.pt"
+_MAX_LISTED = 5
+
+
+def atomic_write(path: Path, write: Callable[[io.BufferedWriter], None]) -> None:
+    """Write `path` so that readers see either the old file or the complete new one.
+
+    temp file in the same folder -> flush + fsync -> rename over `path` -> fsync the folder
+    (so the rename itself survives a power cut).
+    """
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        with open(tmp, "wb") as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    try:
+        fd = os.open(path.parent, os.O_RDONLY)
+    except OSError:  # some filesystems do not open folders; the rename is done anyway
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def unwrap(model: nn.Module) -> nn.Module:
+    """The plain module inside DDP and torch.compile wrappers (whose keys carry prefixes)."""
+    from torch.nn.parallel import DistributedDataParallel
+
+    while True:
+        if isinstance(model, DistributedDataParallel):
+            model = model.module
+        elif type(model).__name__ == "OptimizedModule" and isinstance(getattr(model, "_orig_mod", None), nn.Module):
+            model = model._orig_mod
+        else:
+            return model
+
+
+# ------------------------------------------------------------------ weights (safetensors)
+def save_weights(model: nn.Module, path: Path) -> None:
+    """The model's state dict as safetensors (contiguous CPU copies; shared storage is fine)."""
+    state = {k: v.detach().to("cpu").contiguous().clone() for k, v in unwrap(model).state_dict().items()}
+    data = st_save(state, metadata={"format": "pt", "producer": "netspec"})
+    atomic_write(Path(path), lambda f: f.write(data))
+
+
+def _weights_file(source: str | os.PathLike[str]) -> Path:
+    path = Path(source)
+    if path.is_dir():
+        if (path / WEIGHTS).is_file():
+            return path / WEIGHTS
+        if (path / CHECKPOINT).is_file():
+            return path / CHECKPOINT
+        raise CheckpointError(f"{path}: no {WEIGHTS} in this folder (is it a run folder?)")
+    if not path.exists():
+        raise CheckpointError(f"{path}: no such file or folder")
+    return path
+
+
+def read_weights(source: str | os.PathLike[str]) -> dict[str, torch.Tensor]:
+    """The state dict stored in a run folder, a .safetensors file or a checkpoint.pt."""
+    path = _weights_file(source)
+    if path.suffix == ".safetensors":
+        try:
+            return st_load(path.read_bytes())
+        except (SafetensorError, ValueError, OSError) as exc:
+            raise CheckpointError(f"{path}: corrupt or truncated safetensors file ({exc})") from None
+    state = load_checkpoint(path).get("model")
+    if not isinstance(state, Mapping):
+        raise CheckpointError(f"{path}: not a netspec checkpoint (no 'model' entry)")
+    return dict(state)
+
+
+def check_state_dict(model: nn.Module, state: Mapping[str, torch.Tensor], source: str) -> None:
+    """Raise `CheckpointError` listing missing and unexpected keys and shape mismatches."""
+    expected = unwrap(model).state_dict()
+    missing = [k for k in expected if k not in state]
+    unexpected = [k for k in state if k not in expected]
+    shapes = [
+        f"{k} {tuple(state[k].shape)} vs model {tuple(v.shape)}"
+        for k, v in expected.items()
+        if k in state and tuple(state[k].shape) != tuple(v.shape)
+    ]
+    problems = []
+    for label, items in (("missing keys", missing), ("unexpected keys", unexpected), ("shape mismatches", shapes)):
+        if items:
+            more = f", ... ({len(items) - _MAX_LISTED} more)" if len(items) > _MAX_LISTED else ""
+            problems.append(f"{label}: {', '.join(items[:_MAX_LISTED])}{more}")
+    if problems:
+        raise CheckpointError(f"{source}: weights do not match the model; " + "; ".join(problems))
+
+
+def load_weights(model: nn.Module, source: str | os.PathLike[str]) -> None:
+    """Load weights into `model` from a run folder, a `.safetensors` file or a `checkpoint.pt`.
+
+    Raises `CheckpointError` naming the file and what does not match (missing/unexpected
+    keys, shapes) or that the file is corrupt or truncated. The model keeps its device.
+    """
+    state = read_weights(source)
+    check_state_dict(model, state, str(_weights_file(source)))
+    unwrap(model).load_state_dict(state)
+
+
+# ------------------------------------------------------------------ training checkpoints
+def save_checkpoint(path: Path, state: Mapping[str, Any]) -> None:
+    """`torch.save` a dict of tensors, numbers, strings, lists and dicts (no code), atomically."""
+    buffer = io.BytesIO()
+    torch.save(dict(state), buffer)
+    atomic_write(Path(path), lambda f: f.write(buffer.getbuffer()))
+
+
+def load_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """Read a checkpoint with `weights_only=True`; a damaged file is a `CheckpointError`."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / CHECKPOINT
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise CheckpointError(f"{path}: no such checkpoint") from None
+    except (RuntimeError, EOFError, OSError, zipfile.BadZipFile, pickle.UnpicklingError, ValueError) as exc:
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise CheckpointError(f"{path}: corrupt or truncated checkpoint ({reason})") from None
+    if not isinstance(state, dict):
+        raise CheckpointError(f"{path}: not a netspec checkpoint (holds a {type(state).__name__})")
+    return state

@@ -1,0 +1,128 @@
+"""Data-parallel training through torch.distributed, as launched by torchrun.
+
+torchrun sets RANK, WORLD_SIZE, LOCAL_RANK and the rendezvous address in each process's
+environment; `init_from_env` joins the group (gloo on CPU, nccl on CUDA). A plain process
+is rank 0 of 1 and never touches torch.distributed. Every rank holds the same model and
+data; `data.Batches(rank=, world_size=)` gives each rank its shard of every global batch,
+DDP averages the gradients, and `all_reduce_sum` adds up the metrics. Only rank 0 writes.
+"""
+from __future__ import annotations
+
+import os
+import sys
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+import torch.distributed as dist
+from torch import nn
+
+from netspec.errors import TrainingError
+
+
+@dataclass(frozen=True)
+class DistContext:
+    """This process's place in the run."""
+
+    rank: int = 0
+    world_size: int = 1
+    local_rank: int = 0
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    @property
+    def enabled(self) -> bool:
+        return self.world_size > 1
+
+
+def env_context() -> DistContext:
+    """Rank, world size and local rank from torchrun's environment (1 process when unset)."""
+    try:
+        return DistContext(
+            int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1)), int(os.environ.get("LOCAL_RANK", 0))
+        )
+    except ValueError as exc:
+        raise TrainingError(f"bad torchrun environment (RANK/WORLD_SIZE/LOCAL_RANK): {exc}") from None
+
+
+def init(ctx: DistContext, device: torch.device) -> None:
+    """Join the process group (a no-op for one process): nccl on CUDA, gloo on CPU."""
+    if not ctx.enabled or dist.is_initialized():
+        return
+    backend = "nccl" if device.type == "cuda" else "gloo"
+    kwargs: dict[str, Any] = {"device_id": device} if device.type == "cuda" else {}
+    try:
+        dist.init_process_group(backend, rank=ctx.rank, world_size=ctx.world_size, **kwargs)
+    except (RuntimeError, ValueError) as exc:
+        raise TrainingError(f"cannot join the process group ({backend}, rank {ctx.rank} of {ctx.world_size}): {exc}") from None
+
+
+def shutdown() -> None:
+    if dist.is_initialized():
+        dist.destroy_process_group()
+
+
+def barrier(ctx: DistContext) -> None:
+    if ctx.enabled:
+        dist.barrier()
+
+
+def all_reduce_sum(t: torch.Tensor, ctx: DistContext) -> torch.Tensor:
+    """Sum over ranks, in place (identity for one process)."""
+    if ctx.enabled:
+        dist.all_reduce(t, op=dist.ReduceOp.SUM)
+    return t
+
+
+def all_reduce_max(t: torch.Tensor, ctx: DistContext) -> torch.Tensor:
+    if ctx.enabled:
+        dist.all_reduce(t, op=dist.ReduceOp.MAX)
+    return t
+
+
+def gather_objects(obj: Any, ctx: DistContext) -> list[Any]:
+    """Every rank's `obj`, in rank order (e.g. RNG states for a checkpoint)."""
+    if not ctx.enabled:
+        return [obj]
+    out: list[Any] = [None] * ctx.world_size
+    dist.all_gather_object(out, obj)
+    return out
+
+
+def broadcast_object(obj: Any, ctx: DistContext) -> Any:
+    """Rank 0's `obj` on every rank."""
+    if not ctx.enabled:
+        return obj
+    box = [obj]
+    dist.broadcast_object_list(box, src=0)
+    return box[0]
+
+
+def wrap(model: nn.Module, ctx: DistContext, device: torch.device) -> nn.Module:
+    """DDP around the model when there is more than one process (it broadcasts rank 0's weights)."""
+    if not ctx.enabled:
+        return model
+    from torch.nn.parallel import DistributedDataParallel
+
+    ids = [device.index] if device.type == "cuda" else None
+    return DistributedDataParallel(model, device_ids=ids)
+
+
+def relaunch(nproc: int, args: list[str]) -> int:
+    """Run `python -m netspec <args>` in `nproc` processes on this machine through torchrun.
+
+    Returns the exit code: 0, or the first failing rank's (its message is already printed).
+    """
+    from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
+    from torch.distributed.run import get_args_parser, run
+
+    parsed = get_args_parser().parse_args(["--standalone", "--nproc-per-node", str(nproc), "-m", "netspec", *args])
+    try:
+        run(parsed)
+    except ChildFailedError as exc:
+        codes = [f.exitcode for f in exc.failures.values()]
+        return next((c for c in codes if c not in (0, None) and c > 0), 1)
+    sys.stdout.flush()
+    return 0

@@ -1,0 +1,135 @@
+"""What a run records: metrics.jsonl (one line per epoch), summary.json and the pictures.
+
+`curves.png` is the textbook's training plot (train loss, train accuracy and test accuracy
+against epochs on one axis); `grad_norms.png` shows each layer's gradient norm per epoch on
+a log scale, where vanishing gradients in a deep sigmoid stack are plain to see.
+matplotlib is imported only when a picture is drawn (with the Agg backend: no display).
+"""
+from __future__ import annotations
+
+import io
+import json
+import math
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from netspec.runtime.checkpoint import atomic_write
+
+METRICS = "metrics.jsonl"
+SUMMARY = "summary.json"
+CURVES = "curves.png"
+GRAD_NORMS = "grad_norms.png"
+
+
+def _clean(value: Any) -> Any:
+    """JSON cannot hold NaN/inf; write them as null."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, Mapping):
+        return {k: _clean(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_clean(v) for v in value]
+    return value
+
+
+class MetricsLog:
+    """metrics.jsonl of a run folder: appended (and fsynced) once per epoch."""
+
+    def __init__(self, folder: Path) -> None:
+        self.path = Path(folder) / METRICS
+
+    def read(self) -> list[dict[str, Any]]:
+        if not self.path.is_file():
+            return []
+        rows = []
+        for line in self.path.read_text(encoding="utf-8").splitlines():
+            try:
+                rows.append(json.loads(line))
+            except json.JSONDecodeError:  # a line cut short by a kill: ignore it
+                continue
+        return rows
+
+    def rewrite(self, rows: Sequence[Mapping[str, Any]]) -> None:
+        """Replace the file with `rows` (a resumed run rewrites it from its checkpoint's history)."""
+        text = "".join(json.dumps(_clean(dict(r))) + "\n" for r in rows)
+        atomic_write(self.path, lambda f: f.write(text.encode()))
+
+    def append(self, row: Mapping[str, Any]) -> None:
+        with self.path.open("a", encoding="utf-8") as f:
+            f.write(json.dumps(_clean(dict(row))) + "\n")
+
+
+def write_json(path: Path, data: Mapping[str, Any]) -> None:
+    text = json.dumps(_clean(dict(data)), indent=2) + "\n"
+    atomic_write(Path(path), lambda f: f.write(text.encode()))
+
+
+def _pyplot() -> Any:
+    import matplotlib
+
+    matplotlib.use("Agg", force=True)
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def plot_curves(rows: Sequence[Mapping[str, Any]], path: Path, title: str = "") -> None:
+    """Train loss, train acc, val acc and test acc per epoch, like d2l's Animator."""
+    plt = _pyplot()
+    epochs = [r["epoch"] for r in rows]
+    fig, ax = plt.subplots(figsize=(5, 3.5), dpi=120)
+    styles = {"train_loss": ("train loss", "-"), "train_acc": ("train acc", "--"), "val_acc": ("val acc", "-."), "test_acc": ("test acc", ":")}
+    for key, (label, style) in styles.items():
+        values = [r.get(key) for r in rows]
+        if any(v is not None for v in values):
+            ax.plot(epochs, [math.nan if v is None else v for v in values], style, marker="o" if len(rows) < 3 else None, label=label)
+    if all(r.get("train_acc") is None for r in rows) and any(r.get("test_loss") is not None for r in rows):
+        ax.plot(epochs, [r.get("test_loss", math.nan) for r in rows], ":", label="test loss")
+    ax.set_xlabel("epoch")
+    ax.xaxis.set_major_locator(_integer_ticks())
+    ax.set_xlim(min(epochs, default=1) - 0.05, max(epochs, default=1) + 0.05)
+    ax.grid(True, alpha=0.3)
+    ax.legend()
+    if title:
+        ax.set_title(title)
+    fig.tight_layout()
+    _save(fig, plt, path)
+
+
+def plot_grad_norms(rows: Sequence[Mapping[str, Any]], path: Path, title: str = "") -> None:
+    """Each parameter's mean gradient norm per epoch (log scale), shallow layers dark, deep light."""
+    plt = _pyplot()
+    rows = [r for r in rows if r.get("grad_norms")]
+    if not rows:
+        return
+    names = list(rows[-1]["grad_norms"])
+    fig, ax = plt.subplots(figsize=(6, 4), dpi=120)
+    cmap = plt.get_cmap("viridis")
+    for i, name in enumerate(names):
+        values = [r["grad_norms"].get(name) for r in rows]
+        ax.plot([r["epoch"] for r in rows], [math.nan if v is None else max(v, 1e-30) for v in values],
+                color=cmap(i / max(1, len(names) - 1)), label=name, marker="o" if len(rows) < 3 else None)
+    ax.set_yscale("log")
+    ax.set_xlabel("epoch")
+    ax.xaxis.set_major_locator(_integer_ticks())
+    ax.set_ylabel("gradient norm (mean over batches)")
+    ax.grid(True, which="both", alpha=0.3)
+    if len(names) <= 16:
+        ax.legend(fontsize=6, ncol=2)
+    ax.set_title(title or "gradient norm per layer")
+    fig.tight_layout()
+    _save(fig, plt, path)
+
+
+def _integer_ticks() -> Any:
+    from matplotlib.ticker import MaxNLocator
+
+    return MaxNLocator(integer=True)
+
+
+def _save(fig: Any, plt: Any, path: Path) -> None:
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png")
+    plt.close(fig)
+    atomic_write(Path(path), lambda f: f.write(buffer.getvalue()))

@@ -1,0 +1,311 @@
+"""Tests for netspec.runtime.attack (FGSM, PGD, evaluation) and `netspec attack` (fast)."""
+from __future__ import annotations
+
+import gzip
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from click.testing import CliRunner
+from safetensors.torch import load_file, save_file
+
+import netspec
+from netspec.cli import main
+from netspec.runtime import data as D
+from netspec.runtime.attack import evaluate_attack, fgsm_perturb, pgd_perturb
+
+SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "fashion-mnist"
+needs_shared = pytest.mark.skipif(
+    not all((SHARED / f).is_file() for f in D.DATASETS["fashion_mnist"].files.values()),
+    reason=f"real Fashion-MNIST files not present in {SHARED}",
+)
+
+MLP = """
+name: tiny_mlp
+input: [1, 28, 28]
+layers:
+  - flatten
+  - {op: linear, out: 64}
+  - relu
+  - {op: linear, out: 10}
+"""
+EPS = [0.0, 0.01, 0.02, 0.05, 0.1, 0.2]
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """Tiny models on shared cores: one thread avoids oversubscription stalls (10x here)."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+@pytest.fixture(scope="module")
+def fmnist():
+    if not all((SHARED / f).is_file() for f in D.DATASETS["fashion_mnist"].files.values()):
+        pytest.skip(f"real Fashion-MNIST files not present in {SHARED}")
+    return D.load_dataset("fashion_mnist", data_dir=SHARED, download=False)
+
+
+@pytest.fixture(scope="module")
+def trained(fmnist):
+    """A 784-64-10 MLP trained for 300 SGD steps with a plain torch loop (~83% test accuracy)."""
+    model = netspec.compile(netspec.load("tiny_mlp.yaml", text=MLP), seed=0)
+    opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    g = torch.Generator().manual_seed(0)
+    for _ in range(300):
+        idx = torch.randint(0, len(fmnist.train_x), (128,), generator=g)
+        loss = F.cross_entropy(model(D.to_float(fmnist.train_x[idx])), fmnist.train_y[idx])
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    opt.zero_grad(set_to_none=True)
+    return model.eval()
+
+
+@pytest.fixture(scope="module")
+def test_batch(fmnist):
+    return fmnist.test_x[:1000], fmnist.test_y[:1000]
+
+
+# --------------------------------------------------------------------------- on real data
+
+def _accuracy(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
+    with torch.no_grad():
+        return (model(D.to_float(x)).argmax(1) == y).float().mean().item()
+
+
+@needs_shared
+@pytest.mark.parametrize("method", ["fgsm", "pgd"])
+def test_attack_lowers_accuracy_monotonically(trained, test_batch, method):
+    x, y = test_batch
+    r = evaluate_attack(trained, x, y, EPS, method=method, steps=5, batch_size=300)
+    assert r.examples == 1000 and r.eps == EPS and len(r.adv_acc) == len(EPS)
+    assert r.clean_acc == pytest.approx(_accuracy(trained, x, y))  # a plain forward pass
+    assert r.clean_acc > 0.75, "the fixture model should have learnt something"
+    assert r.adv_acc[0] == r.clean_acc  # ε = 0 changes nothing
+    assert all(a >= b for a, b in zip(r.adv_acc, r.adv_acc[1:])), r.adv_acc
+    assert r.adv_acc[EPS.index(0.1)] < r.clean_acc - 0.3, r.adv_acc
+
+
+@needs_shared
+def test_pgd_is_at_least_as_strong_as_fgsm(trained, test_batch):
+    x, y = test_batch
+    fgsm = evaluate_attack(trained, x, y, [0.05, 0.1], method="fgsm")
+    pgd = evaluate_attack(trained, x, y, [0.05, 0.1], method="pgd", steps=10)
+    assert all(p <= f for p, f in zip(pgd.adv_acc, fgsm.adv_acc)), (pgd.adv_acc, fgsm.adv_acc)
+
+
+@needs_shared
+@pytest.mark.parametrize("eps", [0.0, 0.03, 0.1, 0.3])
+def test_perturbation_within_eps_and_pixels_valid(trained, test_batch, eps):
+    x, y = D.to_float(test_batch[0][:200]), test_batch[1][:200]
+    for x_adv in (
+        fgsm_perturb(trained, x, y, eps),
+        pgd_perturb(trained, x, y, eps, steps=5, generator=torch.Generator().manual_seed(1)),
+        pgd_perturb(trained, x, y, eps, alpha=eps, steps=3, random_start=False),
+    ):
+        delta = (x_adv - x).abs().max().item()
+        assert delta <= eps + 1e-6
+        assert x_adv.min() >= 0 and x_adv.max() <= 1
+        if eps > 0:
+            assert delta >= eps * 0.99  # the attack does use its budget
+        else:
+            assert torch.equal(x_adv, x)
+
+
+@needs_shared
+def test_attacked_batch_is_misclassified_more_than_clean(trained, test_batch):
+    x, y = D.to_float(test_batch[0][:500]), test_batch[1][:500]
+    x_adv = fgsm_perturb(trained, x, y, 0.1)
+    with torch.no_grad():
+        clean = (trained(x).argmax(1) == y).float().mean()
+        adv = (trained(x_adv).argmax(1) == y).float().mean()
+    assert adv < clean - 0.3
+
+
+# --------------------------------------------------------------------------- exactness
+
+LINEAR = """
+name: linear
+input: [5]
+layers:
+  - {op: linear, out: 3}
+"""
+
+
+def test_fgsm_equals_hand_computed_sign_step():
+    """∇x CE(Wx + b, y) = Wᵀ(softmax(Wx + b) − onehot(y)), computed here in float64 numpy."""
+    model = netspec.compile(netspec.load("linear.yaml", text=LINEAR), seed=3)
+    state = model.state_dict()
+    w, b = state["0.weight"].double().numpy(), state["0.bias"].double().numpy()
+    rng = np.random.default_rng(0)
+    x = rng.uniform(0.0, 1.0, (16, 5))
+    y = rng.integers(0, 3, 16)
+    z = x @ w.T + b
+    p = np.exp(z - z.max(1, keepdims=True))
+    p /= p.sum(1, keepdims=True)
+    grad = (p - np.eye(3)[y]) @ w  # per-example gradient; the batch mean only scales it
+    eps = 0.07
+    expected = np.clip(x + eps * np.sign(grad), 0.0, 1.0)
+    got = fgsm_perturb(model, torch.tensor(x, dtype=torch.float32), torch.tensor(y), eps)
+    np.testing.assert_allclose(got.numpy(), expected, atol=1e-6)
+    unclamped = fgsm_perturb(model, torch.tensor(x, dtype=torch.float32), torch.tensor(y), eps, clamp=None)
+    np.testing.assert_allclose(unclamped.numpy(), x + eps * np.sign(grad), atol=1e-6)
+    # PGD with one full step from x is the same attack
+    pgd = pgd_perturb(model, torch.tensor(x, dtype=torch.float32), torch.tensor(y), eps, alpha=eps, steps=1,
+                      random_start=False)
+    np.testing.assert_allclose(pgd.numpy(), expected, atol=1e-6)
+
+
+def test_perturb_leaves_model_mode_and_grads_alone():
+    """What adversarial training needs: no .grad on parameters, no mode switch, even inside no_grad."""
+    model = netspec.compile(netspec.load("linear.yaml", text=LINEAR), seed=0)
+    x, y = torch.rand(8, 5), torch.randint(0, 3, (8,))
+    for mode in (True, False):
+        model.train(mode)
+        with torch.no_grad():
+            x_adv = fgsm_perturb(model, x, y, 0.1)
+        assert model.training is mode
+        assert all(p.grad is None for p in model.parameters())
+        assert not x_adv.requires_grad and x_adv.grad_fn is None
+    F.cross_entropy(model(x), y).backward()  # a trainer's gradients in flight survive untouched
+    before = [p.grad.clone() for p in model.parameters()]
+    pgd_perturb(model, x, y, 0.1, steps=2)
+    assert all(torch.equal(p.grad, g) for p, g in zip(model.parameters(), before))
+
+
+def test_bad_arguments_raise():
+    model = netspec.compile(netspec.load("linear.yaml", text=LINEAR), seed=0)
+    x, y = torch.rand(2, 5), torch.zeros(2, dtype=torch.long)
+    with pytest.raises(ValueError, match="eps"):
+        fgsm_perturb(model, x, y, -0.1)
+    with pytest.raises(ValueError, match="method"):
+        evaluate_attack(model, x, y, [0.1], method="cw")
+
+
+# --------------------------------------------------------------------------- CLI
+
+SMALL_CNN = """
+name: small_cnn
+input: [1, 16, 16]
+layers:
+  - {op: conv2d, out: 4, kernel: 3, padding: 1}
+  - relu
+  - {op: maxpool, kernel: 2}
+  - flatten
+  - {op: linear, out: 10}
+train: {dataset: fashion_mnist, resize: 16}
+"""
+
+
+def _idx(array: np.ndarray) -> bytes:
+    return bytes([0, 0, 8, array.ndim]) + b"".join(d.to_bytes(4, "big") for d in array.shape) + array.tobytes()
+
+
+@pytest.fixture
+def workspace(tmp_path: Path) -> Path:
+    """A fake 12×12 Fashion-MNIST (so no download), a spec with a 16×16 input, saved weights."""
+    data = tmp_path / "data"
+    data.mkdir()
+    rng = np.random.default_rng(0)
+    parts = {"train_x": rng.integers(0, 256, (20, 12, 12), dtype=np.uint8),
+             "train_y": (np.arange(20) % 10).astype(np.uint8),
+             "test_x": rng.integers(0, 256, (30, 12, 12), dtype=np.uint8),
+             "test_y": (np.arange(30) % 10).astype(np.uint8)}
+    for part, fname in D.DATASETS["fashion_mnist"].files.items():
+        (data / fname).write_bytes(gzip.compress(_idx(parts[part])))
+    (tmp_path / "small_cnn.yaml").write_text(SMALL_CNN)
+    model = netspec.compile(tmp_path / "small_cnn.yaml", seed=0)
+    run = tmp_path / "runs" / "small_cnn" / "run1"
+    run.mkdir(parents=True)
+    save_file(model.state_dict(), str(run / "model.safetensors"))
+    return tmp_path
+
+
+def _invoke(ws: Path, *args: str):
+    return CliRunner().invoke(main, ["attack", str(ws / "small_cnn.yaml"), "--data-dir", str(ws / "data"), *args])
+
+
+def _one_line_error(result) -> str:
+    assert result.exit_code == 2, (result.exit_code, result.output, result.exception)
+    message = result.stderr.strip()
+    assert message and "\n" not in message and "Traceback" not in message, message
+    return message
+
+
+def test_cli_end_to_end_pgd(workspace):
+    ws = workspace
+    out = ws / "out"
+    weights = ws / "runs" / "small_cnn" / "run1" / "model.safetensors"
+    result = _invoke(ws, "-w", str(weights), "--eps", "0,0.1", "--eps", "0.05", "--method", "pgd", "--steps", "2",
+                     "--limit", "25", "--batch-size", "8", "--device", "cpu", "-o", str(out))
+    assert result.exit_code == 0, (result.output, result.stderr)
+    record = json.loads((out / "attack.json").read_text())
+    assert record["eps"] == [0.0, 0.05, 0.1] and record["method"] == "pgd" and record["steps"] == 2
+    assert record["examples"] == 25 and len(record["adv_acc"]) == 3
+    assert record["alpha"] == pytest.approx([0.0, 2.5 * 0.05 / 2, 2.5 * 0.1 / 2])
+    # clean accuracy from an independent forward pass: x/255, bilinear 12 -> 16, argmax
+    model = netspec.compile(ws / "small_cnn.yaml")
+    model.load_state_dict(load_file(str(weights)))
+    images = D.load_dataset("fashion_mnist", data_dir=ws / "data", download=False)
+    x = F.interpolate(images.test_x[:25].float() / 255, size=(16, 16), mode="bilinear", align_corners=False)
+    with torch.no_grad():
+        expected = (model(x).argmax(1) == images.test_y[:25]).float().mean().item()
+    assert record["clean_acc"] == pytest.approx(expected)
+    assert record["adv_acc"][0] == record["clean_acc"]
+    for name in ("attack.png", "attack_curve.png"):
+        assert (out / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "adversarial acc" in result.stdout and "0.05" in result.stdout
+
+
+def test_cli_writes_into_the_run_folder_by_default(workspace):
+    run = workspace / "runs" / "small_cnn" / "run1"
+    result = _invoke(workspace, "-w", str(run), "--limit", "10", "--samples", "3")
+    assert result.exit_code == 0, (result.output, result.stderr)
+    record = json.loads((run / "attack.json").read_text())
+    assert record["method"] == "fgsm" and record["eps"] == [0.1] and record["steps"] == 1
+    assert (run / "attack.png").is_file() and (run / "attack_curve.png").is_file()
+
+
+@pytest.mark.parametrize("eps", ["-0.1", "1.5", "0.1,abc"])
+def test_cli_rejects_bad_eps(workspace, eps):
+    message = _one_line_error(_invoke(workspace, "-w", str(workspace / "runs" / "small_cnn" / "run1"), "--eps", eps))
+    assert "--eps" in message
+
+
+def test_cli_rejects_mismatched_weights(workspace):
+    other = netspec.compile(netspec.load("tiny_mlp.yaml", text=MLP), seed=0)
+    path = workspace / "mlp.safetensors"
+    save_file(other.state_dict(), str(path))
+    message = _one_line_error(_invoke(workspace, "-w", str(path)))
+    assert "mlp.safetensors" in message
+
+
+def test_cli_rejects_corrupt_weights(workspace):
+    path = workspace / "broken.safetensors"
+    path.write_bytes(b"not a safetensors file")
+    message = _one_line_error(_invoke(workspace, "-w", str(path)))
+    assert "broken.safetensors" in message
+
+
+@pytest.mark.parametrize("out,train", [
+    (1, "{dataset: synthetic_regression, loss: mse}"),  # one output: not class scores
+    (10, "{dataset: fashion_mnist, loss: mse}"),  # class-shaped but trained as regression
+])
+def test_cli_rejects_a_regression_spec(tmp_path, out, train):
+    spec = tmp_path / "linreg.yaml"
+    spec.write_text(f"name: linreg\ninput: [2]\nlayers:\n  - {{op: linear, out: {out}}}\ntrain: {train}\n")
+    weights = tmp_path / "w.safetensors"
+    save_file(netspec.compile(spec).state_dict(), str(weights))
+    result = CliRunner().invoke(main, ["attack", str(spec), "-w", str(weights)])
+    assert "cannot attack" in _one_line_error(result)
+
+
+def test_cli_rejects_steps_with_fgsm(workspace):
+    result = _invoke(workspace, "-w", str(workspace / "runs" / "small_cnn" / "run1"), "--method", "fgsm", "--steps", "3")
+    assert "--steps" in _one_line_error(result)

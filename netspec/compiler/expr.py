@@ -9,6 +9,7 @@ build huge values.
 from __future__ import annotations
 
 import ast
+import functools
 import operator
 from typing import Any
 
@@ -43,11 +44,16 @@ def evaluate(text: str, env: dict[str, Any]) -> Any:
     """Evaluate `text` with names from `env`."""
     if len(text) > MAX_EXPR_CHARS:
         raise ExprError(f"expression longer than {MAX_EXPR_CHARS} characters")
+    return _eval(_parse(text.strip()), env, text)
+
+
+@functools.lru_cache(maxsize=1024)
+def _parse(text: str) -> ast.expr:
+    """Parsed once per distinct expression (blocks repeat the same ones many times)."""
     try:
-        tree = ast.parse(text.strip(), mode="eval")
+        return ast.parse(text, mode="eval").body
     except SyntaxError as exc:
         raise ExprError(f"invalid expression {text!r}: {exc.msg}") from None
-    return _eval(tree.body, env, text)
 
 
 def _checked(value: Any, text: str) -> Any:

@@ -86,6 +86,9 @@ def did_you_mean(word: str, choices: Any) -> str:
     return f" (did you mean {close[0]!r}?)" if close else ""
 
 
+_ALLOWED_KEYS: dict[type, frozenset] = {}
+
+
 class Model(BaseModel):
     """Strict about keys: an unknown key is an error naming the key and the nearest valid one."""
 
@@ -97,7 +100,10 @@ class Model(BaseModel):
         """Report unknown keys beside the other errors of the same mapping (not instead of them)."""
         if not isinstance(data, dict):
             return handler(data)
-        allowed = set(cls.model_fields) | {f.alias for f in cls.model_fields.values() if f.alias}
+        allowed = _ALLOWED_KEYS.get(cls)
+        if allowed is None:  # computed once per class: this runs for every mapping validated
+            fields = cls.model_fields
+            allowed = _ALLOWED_KEYS[cls] = frozenset(fields) | {f.alias for f in fields.values() if f.alias}
         unknown = [k for k in data if k not in allowed]
         if not unknown:
             return handler(data)

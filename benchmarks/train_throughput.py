@@ -34,27 +34,6 @@ from netspec.runtime.train import RunOptions, train  # noqa: E402
 
 DEFAULT_DATA = ROOT.parent / "shared" / "data" / "fashion-mnist"
 LENET = ROOT / "specs" / "lenet.yaml"
-LENET_TEXT = """
-name: lenet
-input: [1, 28, 28]
-init: xavier_uniform
-layers:
-  - {op: conv2d, out: 6, kernel: 5, padding: 2}
-  - sigmoid
-  - {op: avgpool, kernel: 2, stride: 2}
-  - {op: conv2d, out: 16, kernel: 5}
-  - sigmoid
-  - {op: avgpool, kernel: 2, stride: 2}
-  - flatten
-  - {op: linear, out: 120}
-  - sigmoid
-  - {op: linear, out: 84}
-  - sigmoid
-  - {op: linear, out: 10}
-train: {batch_size: 256, epochs: 10, lr: 0.9}
-"""
-
-
 # ------------------------------------------------------------------ the textbook reference
 def to_tensor(pic) -> torch.Tensor:
     """torchvision.transforms.ToTensor for a PIL 'L' image, as the textbook's loader runs it."""
@@ -149,9 +128,6 @@ def main() -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     spec = LENET
-    if not spec.is_file():
-        spec = Path("/tmp/netspec_bench_lenet.yaml")
-        spec.write_text(LENET_TEXT)
     splits = D.load_dataset("fashion_mnist", args.data_dir)
     keep = torch.randperm(len(splits.train_x), generator=torch.Generator().manual_seed(args.seed))[: args.limit]
     images, labels = splits.train_x[keep, 0], splits.train_y[keep]

@@ -93,7 +93,8 @@ def check(paths: tuple[Path, ...], fmt: str, quiet: bool) -> None:
             report.append(entry)
         elif ok:
             if not quiet and fmt == "text":
-                click.echo(f"ok  {path}  ({len(result) - 1} layers, {result.total_params:,} params)")
+                layers = len(result) - 1
+                click.echo(f"ok  {path}  ({layers} layer{'s' * (layers != 1)}, {result.total_params:,} params)")
         else:
             for d in result:
                 click.echo(_github(d) if fmt == "github" else str(d), err=fmt == "text")
@@ -151,7 +152,15 @@ def _print_table(graph: Any, depth: int | None) -> None:
     mb = graph.total_params * 4 / 2**20
     console.print(f"total params: {graph.total_params:,} ({mb:.2f} MiB as float32)")
     console.print(f"trainable params: {graph.total_params:,}")
-    console.print(f"MACs per example: {graph.total_macs:,} ({graph.total_macs / 1e9:.3f} G); output {fmt(graph.output_shape)}")
+    console.print(f"MACs per example: {graph.total_macs:,} ({_si(graph.total_macs)}); output {fmt(graph.output_shape)}")
+
+
+def _si(count: int) -> str:
+    """416520 -> '416.5 K', 4089184256 -> '4.09 G'."""
+    for unit, scale in (("G", 1e9), ("M", 1e6), ("K", 1e3)):
+        if count >= scale:
+            return f"{count / scale:.3g} {unit}"
+    return str(count)
 
 
 # ------------------------------------------------------------------ schema

@@ -337,3 +337,31 @@ def test_a_few_steps_fit_a_tiny_batch() -> None:
         loss.backward()
         optimizer.step()
     assert (model(x).argmax(1) == y).all()
+
+
+# --------------------------------------------------------------------------- ONNX
+def test_onnx_export_computes_what_the_module_computes(tmp_path: Path) -> None:
+    """`-o model.onnx` (optional dependency): onnxruntime on the file agrees with torch."""
+    pytest.importorskip("onnx", reason="ONNX export needs the optional 'onnx' package")
+    ort = pytest.importorskip("onnxruntime", reason="comparing outputs needs onnxruntime")
+    import numpy as np
+
+    from netspec.compiler.codegen.torch_fx import to_graph_module
+
+    graph = netspec.build_graph(Path(__file__).resolve().parents[1] / "specs" / "googlenet.yaml")
+    torch.manual_seed(0)
+    path = write(graph, tmp_path / "model.onnx")
+    torch.manual_seed(0)  # the exported module was initialised from the same seed
+    module = to_graph_module(graph).eval()
+    x = torch.rand(2, *graph.input_shape)
+    (y,) = ort.InferenceSession(str(path)).run(None, {"x": x.numpy()})
+    assert np.allclose(y, module(x).detach().numpy(), atol=1e-4)
+
+
+def test_onnx_export_limits_are_a_clean_error(tmp_path: Path) -> None:
+    pytest.importorskip("onnx", reason="ONNX export needs the optional 'onnx' package")
+    spec = "name: x\ninput: [3, 5, 5]\nlayers:\n  - {op: adaptive_avgpool, size: 2}\n  - flatten\n"
+    graph = netspec.build_graph(netspec.load(F, text=spec))
+    with pytest.raises(NetspecError, match="ONNX export failed"):
+        write(graph, tmp_path / "model.onnx")
+    assert not (tmp_path / "model.onnx").exists()

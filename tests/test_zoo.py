@@ -26,7 +26,6 @@ from torch import fx, nn
 
 import netspec
 from netspec.compiler.graph import INPUT, Graph
-from netspec.compiler.schema import InitSpec
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from twins import TWINS, copy_state, layer_signature, stateful_in_call_order  # noqa: E402  (tests/ is not a package)
@@ -263,7 +262,7 @@ def test_one_backward_pass_gives_finite_gradients(path: Path) -> None:
 def test_weights_are_initialised_as_the_book_does(path: Path) -> None:
     """normal(0, 0.01) for the chapters before CNNs, xavier_uniform from LeNet on (D2L's train_ch6)."""
     spec = netspec.load(path).spec
-    book = InitSpec(weight=spec.init) if isinstance(spec.init, str) else spec.init
+    book = spec.init
     if book.weight not in ("normal", "xavier_uniform"):
         pytest.skip(f"init {book.weight!r}: nothing to compare against")
     model = compiled(graph_of(path), torch.device("cpu"), seed=0)

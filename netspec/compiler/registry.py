@@ -54,14 +54,23 @@ class OpDef:
 
 _OPS: dict[str, OpDef] = {}
 _loaded = False
+_version = 0  # bumped by every registration, so the schema knows to rebuild its layer union
 
 
 def register(op: OpDef, *, replace: bool = False) -> OpDef:
     """Add an op; refuse to shadow an existing one unless `replace` is set."""
+    global _version
     if op.name in _OPS and not replace:
         raise ValueError(f"op {op.name!r} is already registered")
     _OPS[op.name] = op
+    _version += 1
     return op
+
+
+def version() -> int:
+    """Changes whenever an op is registered."""
+    ops()
+    return _version
 
 
 def _load() -> None:

@@ -14,7 +14,7 @@ from pydantic import AfterValidator, BeforeValidator, Discriminator, Field, Plai
 from pydantic_core import PydanticCustomError
 
 from netspec.compiler import registry
-from netspec.compiler.schema_base import Model, did_you_mean, value_type
+from netspec.compiler.schema_base import _ALLOWED_KEYS, Model, did_you_mean, value_type
 from netspec.compiler.train_schema import TrainConfig
 from netspec.compiler.yaml_loader import YDict, YList, locate
 from netspec.errors import Diagnostic, Location, SpecError
@@ -157,6 +157,7 @@ class ParallelLayer(LayerMeta):
 LayerItem = _layer_item_type()
 SequentialLayer.model_rebuild()
 ParallelLayer.model_rebuild()
+_built_for = registry.version()
 
 ParamType = Literal["int", "float", "bool", "str", "ints"]
 
@@ -278,6 +279,7 @@ def validate_spec(raw: Any, filename: str, prelude_blocks: set[str]) -> Spec:
     if not isinstance(raw, dict):
         where = getattr(raw, "loc", None) or Location(filename, 1, 1)
         raise SpecError.at(where, "a spec must be a mapping with name, input and layers")
+    ensure_current()
     diagnostics: list[Diagnostic] = []
     blocks = raw.get("blocks") if isinstance(raw.get("blocks"), dict) else {}
     diagnostics += unknown_op_diagnostics(raw, set(blocks) | prelude_blocks, filename)
@@ -296,6 +298,36 @@ def validate_spec(raw: Any, filename: str, prelude_blocks: set[str]) -> Spec:
     return spec
 
 
+def ensure_current() -> None:
+    """Rebuild this module's models if ops were registered after it was imported, so a
+    custom op registered from Python is validated like a built-in one.
+
+    The layer union is a static type built from the registry at import; re-executing the
+    module (importlib.reload keeps the module object and its namespace, so functions
+    imported from here see the new models) is the one rebuild pydantic fully supports.
+    """
+    if registry.version() != _built_for:
+        import importlib
+        import sys
+
+        _ALLOWED_KEYS.clear()
+        importlib.reload(sys.modules[__name__])
+
+
+_layer_adapter: Any = None
+
+
+def layer_adapter() -> Any:
+    """A TypeAdapter validating one layer item (expansion validates items one by one)."""
+    global _layer_adapter
+    ensure_current()
+    if _layer_adapter is None:
+        from pydantic import TypeAdapter
+
+        _layer_adapter = TypeAdapter(LayerItem)
+    return _layer_adapter
+
+
 def json_schema() -> dict[str, Any]:
     """The JSON Schema of the spec language, for editors (yaml-language-server).
 
@@ -303,6 +335,7 @@ def json_schema() -> dict[str, Any]:
     block call's `op` is any name except a built-in one (so a built-in layer is checked
     against its own schema only, and the layer union's `oneOf` has one match).
     """
+    ensure_current()
     schema = Spec.model_json_schema(by_alias=True)
     builtins = sorted(set(registry.ops()) | set(STRUCTURAL_OPS))
     schema["$defs"]["BlockCall"]["not"] = {"properties": {"op": {"enum": builtins}}, "required": ["op"]}

@@ -128,8 +128,12 @@ def _check_nesting(text: str, filename: str) -> None:
                     raise SpecError.at(_loc(event.start_mark, filename), f"spec nested too deeply (more than {MAX_DEPTH} levels)")
             elif isinstance(event, (yaml.MappingEndEvent, yaml.SequenceEndEvent)):
                 depth -= 1
-    except yaml.YAMLError:
+    except yaml.MarkedYAMLError as exc:
+        if "nesting depth" in str(exc) and exc.problem_mark:  # newer LibYAML stops at its own limit
+            raise SpecError.at(_loc(exc.problem_mark, filename), f"spec nested too deeply (more than {MAX_DEPTH} levels)") from None
         return  # a syntax error: composing reports it with its location
+    except yaml.YAMLError:
+        return
 
 
 def load_yaml_text(text: str, filename: str = "<string>") -> Any:

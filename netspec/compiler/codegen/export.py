@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import importlib.util
+import warnings
 from pathlib import Path
 
 from netspec.compiler.graph import Graph
@@ -27,7 +28,16 @@ def write(graph: Graph, output: Path) -> Path:
 
         module = to_graph_module(graph).eval()
         example = torch.zeros(1, *graph.input_shape)
-        torch.onnx.export(module, (example,), str(output), input_names=["x"], output_names=["y"],
-                          dynamic_axes={"x": {0: "batch"}, "y": {0: "batch"}}, dynamo=False)
+        try:
+            # The TorchScript-based exporter: it needs only `onnx` (the torch.export-based one
+            # also needs onnxscript); it warns that it is deprecated, which is ours to know.
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", DeprecationWarning)
+                    torch.onnx.export(module, (example,), str(output), input_names=["x"], output_names=["y"],
+                                  dynamic_axes={"x": {0: "batch"}, "y": {0: "batch"}}, dynamo=False)
+        except Exception as exc:  # the exporter's own limits (unsupported ops or sizes)
+            output.unlink(missing_ok=True)
+            reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise NetspecError(f"{output}: ONNX export failed: {reason}") from None
         return output
     raise NetspecError(f"{output}: unknown output format {suffix or '(none)'}; use .py or .onnx")

@@ -23,10 +23,10 @@ from netspec.compiler.schema import (
     META_KEYS,
     BlockDef,
     InitSpec,
-    LayerItem,
     ParamDecl,
     Spec,
     diagnostics_from,
+    layer_adapter,
 )
 from netspec.compiler.schema_base import did_you_mean
 from netspec.compiler.yaml_loader import YDict, YList, load_yaml_text, locate
@@ -36,7 +36,6 @@ MAX_NODES = 20_000
 MAX_BLOCK_DEPTH = 32
 PRELUDE_FILE = "netspec:prelude.yaml"
 
-_LAYER = TypeAdapter(LayerItem)
 _NOT_SUBSTITUTED = {"name", "from", "when", "layers", "branches", "op", "init"}
 
 
@@ -229,7 +228,7 @@ class Expander:
 
     def validate(self, item: YDict, env: Env) -> Any:
         try:
-            return _LAYER.validate_python(item)
+            return layer_adapter().validate_python(item)
         except ValidationError as exc:
             diagnostics = diagnostics_from(exc, item, self.filename)
             if env.report_at:

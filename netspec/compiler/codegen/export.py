@@ -33,7 +33,7 @@ def write(graph: Graph, output: Path) -> Path:
             # also needs onnxscript); it warns that it is deprecated, which is ours to know.
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", DeprecationWarning)
-                    torch.onnx.export(module, (example,), str(output), input_names=["x"], output_names=["y"],
+                torch.onnx.export(module, (example,), str(output), input_names=["x"], output_names=["y"],
                                   dynamic_axes={"x": {0: "batch"}, "y": {0: "batch"}}, dynamo=False)
         except Exception as exc:  # the exporter's own limits (unsupported ops or sizes)
             output.unlink(missing_ok=True)

@@ -34,11 +34,24 @@ class NetspecGroup(click.Group):
         except KeyboardInterrupt:
             click.echo("interrupted", err=True)
             ctx.exit(130)
+        except BrokenPipeError:  # `netspec check specs/ | head -1`: the reader left; say nothing
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            ctx.exit(141)
+        except OSError as exc:  # the environment, not a bug: a full disk, a read-only folder, ...
+            where = f"{exc.filename}: " if getattr(exc, "filename", None) else ""
+            click.echo(f"error: {where}{exc.strerror or exc}", err=True)
+            ctx.exit(2)
+        except MemoryError:
+            click.echo("error: out of memory (try a smaller --batch-size or input size)", err=True)
+            ctx.exit(2)
         except (click.ClickException, click.exceptions.Exit, click.exceptions.Abort, SystemExit):
             raise
         except Exception as exc:  # a bug: say so in one line, traceback only on request
             if os.environ.get("NETSPEC_DEBUG"):
                 raise
+            if isinstance(exc, RuntimeError) and "allocate" in str(exc):  # torch's out-of-memory
+                click.echo(f"error: out of memory: {str(exc).splitlines()[0][:200]} (try a smaller --batch-size or input size)", err=True)
+                ctx.exit(2)
             click.echo(f"netspec: internal error: {type(exc).__name__}: {exc} (set NETSPEC_DEBUG=1 for the traceback)", err=True)
             ctx.exit(1)
 
@@ -50,11 +63,17 @@ def main() -> None:
 
 
 # ------------------------------------------------------------------ check
+def _escape(text: str, *, property: bool = False) -> str:
+    """GitHub workflow-command escaping (messages: % CR LF; properties also : and ,)."""
+    text = text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+    return text.replace(":", "%3A").replace(",", "%2C") if property else text
+
+
 def _github(d: Diagnostic) -> str:
     if d.location is None:
-        return f"::error::{d.message}"
+        return f"::error::{_escape(d.message)}"
     loc = d.location
-    return f"::error file={loc.file},line={loc.line},col={loc.col}::{d.message}"
+    return f"::error file={_escape(loc.file, property=True)},line={loc.line},col={loc.col}::{_escape(d.message)}"
 
 
 @main.command()
@@ -70,11 +89,10 @@ def check(paths: tuple[Path, ...], fmt: str, quiet: bool) -> None:
     from netspec.api import check as check_paths
     from netspec.compiler.graph import Graph
 
-    for path in paths:
-        if not path.exists():
-            raise SpecError([Diagnostic(None, f"{path}: no such file or folder")])
-    results = check_paths(paths)
+    results = check_paths(paths)  # a missing path is reported like any invalid spec
     if not results:
+        if fmt == "json":
+            click.echo("[]")
         raise SpecError([Diagnostic(None, f"no .yaml specs found in {', '.join(map(str, paths))}")])
     failed = 0
     report = []
@@ -172,7 +190,9 @@ def schema(output: Path | None) -> None:
 
     text = json.dumps(json_schema(), indent=2)
     if output:
-        output.write_text(text + "\n", encoding="utf-8")
+        from netspec.compiler.codegen.export import write_text_atomically
+
+        write_text_atomically(output, text + "\n")
     else:
         click.echo(text)
 

@@ -175,7 +175,17 @@ def test_check_json_format(runner: CliRunner, specs: Path) -> None:
 def test_check_missing_path_is_one_line_exit_2(runner: CliRunner, tmp_path: Path) -> None:
     result = runner.invoke(main, ["check", str(tmp_path / "nope.yaml")])
     assert result.exit_code == 2
-    assert result.stderr.strip() == f"{tmp_path / 'nope.yaml'}: no such file or folder"
+    assert result.stderr.splitlines()[0] == f"{tmp_path / 'nope.yaml'}: no such file"
+
+
+def test_check_reports_a_missing_path_beside_the_others(runner: CliRunner, tmp_path: Path) -> None:
+    """One missing path does not stop the others being checked; JSON stays JSON."""
+    good = tmp_path / "good.yaml"
+    good.write_text("name: g\ninput: [2]\nlayers: [relu]\n")
+    result = runner.invoke(main, ["check", "--format", "json", str(good), str(tmp_path / "nope.yaml")])
+    assert result.exit_code == 2
+    report = {Path(e["file"]).name: e for e in json.loads(result.stdout)}
+    assert report["good.yaml"]["ok"] is True and report["nope.yaml"]["ok"] is False
 
 
 def test_check_folder_without_specs(runner: CliRunner, tmp_path: Path) -> None:
@@ -351,3 +361,33 @@ def test_schema_accepts_bare_op_names(runner: CliRunner) -> None:
 def test_version(runner: CliRunner) -> None:
     result = runner.invoke(main, ["--version"])
     assert result.exit_code == 0 and re.search(r"\d+\.\d+", result.stdout)
+
+
+def test_unwritable_outputs_are_one_line_errors(runner: CliRunner, tmp_path: Path) -> None:
+    spec = tmp_path / "s.yaml"
+    spec.write_text("name: s\ninput: [2]\nlayers: [relu]\n")
+    (tmp_path / "dir.py").mkdir()
+    for args in (["compile", str(spec), "-o", str(tmp_path / "dir.py")],
+                 ["compile", str(spec), "-o", str(tmp_path / "no" / "x.py")],
+                 ["schema", "-o", str(tmp_path / "no" / "s.json")]):
+        result = runner.invoke(main, args)
+        assert result.exit_code == 2, args
+        assert "cannot write" in result.stderr and "Traceback" not in result.output
+    assert not list(tmp_path.glob("*.tmp"))
+
+
+def test_github_annotations_escape_their_properties_and_message(runner: CliRunner, tmp_path: Path) -> None:
+    bad = tmp_path / "a,b=c::d.yaml"
+    bad.write_text("name: t\ninput: [2]\nlayers: [sigmod]\n")
+    result = runner.invoke(main, ["check", "--format", "github", str(bad)])
+    line = result.stdout.strip()
+    assert line.startswith("::error file=") and "a%2Cb=c%3A%3Ad.yaml,line=3,col=" in line
+
+
+def test_source_of_a_huge_network_needs_no_memory_for_weights(runner: CliRunner, tmp_path: Path) -> None:
+    """-o model.py writes the layers' settings; 90 G parameters are never allocated."""
+    spec = tmp_path / "big.yaml"
+    spec.write_text("name: big\ninput: [300000]\nlayers: [{op: linear, out: 300000}]\n")
+    result = runner.invoke(main, ["compile", str(spec), "-o", str(tmp_path / "big.py")])
+    assert result.exit_code == 0, result.output
+    assert "nn.Linear(300000, 300000)" in (tmp_path / "big.py").read_text()

@@ -79,7 +79,7 @@ def test_every_error_of_a_file_is_reported_at_once_in_order() -> None:
         (at(MANY_ERRORS, "{op: conv2d"), "layers[0]: missing required key 'kernel'"),  # it is misspelled
         (at(MANY_ERRORS, "kernal"), "unknown key 'kernal' (did you mean 'kernel'?)"),
         (at(MANY_ERRORS, "sigmod"), "unknown op 'sigmod' (did you mean 'sigmoid'?)"),
-        (at(MANY_ERRORS, "-3"), "expected a positive integer, got -3"),
+        (at(MANY_ERRORS, "-3"), "expected a positive integer (at most 1,000,000), got -3"),
         (at(MANY_ERRORS, "1.5"), "expected a number in [0, 1), got 1.5"),
         (at(MANY_ERRORS, "{op: maxpool}"), "missing required key 'kernel'"),
         (at(MANY_ERRORS, "extra"), "unknown key 'extra'"),
@@ -112,7 +112,7 @@ def test_error_names_the_path_of_the_bad_value() -> None:
     loc, message = one_error(text)
     assert loc == at(text, "0}")
     assert message.startswith("layers[1].layers[0].stride: ")
-    assert "expected a positive integer or a list of two, got 0" in message
+    assert "expected a positive integer or a list of two (at most 1,000,000), got 0" in message
 
 
 @pytest.mark.parametrize(
@@ -196,12 +196,12 @@ def test_missing_required_keys_are_reported_at_the_mapping() -> None:
 @pytest.mark.parametrize(
     "value,expected",
     [
-        ("4.5", "expected a positive integer, got 4.5"),
-        ("'8'", "expected a positive integer, got '8'"),
-        ("true", "expected a positive integer, got True"),
-        ("0", "expected a positive integer, got 0"),
-        ("2000000", "expected a positive integer, got 2000000"),
-        ("[8]", "expected a positive integer, got [8]"),
+        ("4.5", "expected a positive integer (at most 1,000,000), got 4.5"),
+        ("'8'", "expected a positive integer (at most 1,000,000), got '8'"),
+        ("true", "expected a positive integer (at most 1,000,000), got True"),
+        ("0", "expected a positive integer (at most 1,000,000), got 0"),
+        ("2000000", "expected a positive integer (at most 1,000,000), got 2000000"),
+        ("[8]", "expected a positive integer (at most 1,000,000), got [8]"),
     ],
 )
 def test_wrong_value_types_are_located_at_the_value(value: str, expected: str) -> None:
@@ -287,14 +287,14 @@ def test_errors_inside_a_builtin_block_point_at_the_call() -> None:
     text = spec("layers:\n  - relu\n  - {op: residual, out: 0}\n")
     loc, message = one_error(text)
     assert loc == at(text, "{op: residual")
-    assert "expected a positive integer, got 0" in message
+    assert "expected a positive integer (at most 1,000,000), got 0" in message
 
 
 def test_errors_inside_a_user_block_point_into_the_block() -> None:
     text = spec(BLOCK + "layers:\n  - {op: blk, out: 0}\n")
     loc, message = one_error(text)
     assert loc == at(text, "$out")
-    assert "expected a positive integer, got 0" in message
+    assert "expected a positive integer (at most 1,000,000), got 0" in message
 
 
 def test_bad_parameter_declaration_gets_a_hint() -> None:
@@ -591,3 +591,35 @@ def test_train_section_errors_are_located() -> None:
     text = spec("layers: [relu]\ntrain: {epochs: 0, batch_size: 8}\n")
     loc, message = one_error(text)
     assert loc == at(text, "0,") and message.startswith("train.epochs:")
+
+
+# --------------------------------------------------------------------------- names torch uses
+def test_reserved_names_cover_what_torch_modules_use() -> None:
+    """The torch-free list of refused names covers every public attribute of nn.Module and
+    torch.fx.GraphModule in the installed torch (a newer torch adding one fails here)."""
+    import torch
+    from torch import fx, nn
+
+    from netspec.compiler.schema import RESERVED_NAMES
+
+    module = fx.symbolic_trace(nn.Sequential(nn.ReLU()))
+    used = set(dir(nn.Module)) | set(dir(fx.GraphModule)) | set(vars(module))
+    public = {n for n in used if n.isidentifier() and not n.startswith("_")}
+    assert public <= RESERVED_NAMES, sorted(public - RESERVED_NAMES)
+
+
+@pytest.mark.parametrize("name", ["train", "eval", "forward", "state_dict", "graph", "code", "training", "self", "_x"])
+def test_a_layer_named_like_a_torch_attribute_is_refused_at_its_line(name: str) -> None:
+    text = spec(f"layers:\n  - {{op: sequential, name: head, layers: [{{op: relu, name: {name}}}]}}\n")
+    loc, message = one_error(text)
+    assert loc.line == 4 and repr(name) in message
+
+
+def test_a_spec_named_like_a_keyword_compiles_to_valid_python(tmp_path) -> None:
+    text = "name: none\ninput: [2]\nlayers: [relu]\n"
+    graph = netspec.build_graph(netspec.load(F, text=text))
+    from netspec.compiler.codegen.source import to_source
+
+    namespace: dict = {}
+    exec(to_source(graph), namespace)
+    assert "NetNone" in namespace

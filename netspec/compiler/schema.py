@@ -22,14 +22,43 @@ from netspec.errors import Diagnostic, Location, SpecError
 IDENT = r"^[A-Za-z_][A-Za-z0-9_]*$"
 
 
+# Layer names become attributes of torch modules (nn.Module, torch.fx.GraphModule), so the
+# names those classes already use are refused. Kept here as data so that checking needs no
+# torch; tests/test_schema.py checks it against the installed torch.
+RESERVED_NAMES = frozenset(
+    """T_destination add_module add_submodule apply bfloat16 buffers call_super_init children code compile cpu
+    cuda delete_all_unused_submodules delete_submodule double dump_patches eval extra_repr float forward
+    get_buffer get_extra_state get_parameter get_submodule graph half ipu load_state_dict meta modules mtia
+    named_buffers named_children named_modules named_parameters parameters print_readable recompile
+    register_backward_hook register_buffer register_forward_hook register_forward_pre_hook
+    register_full_backward_hook register_full_backward_pre_hook register_load_state_dict_post_hook
+    register_load_state_dict_pre_hook register_module register_parameter register_state_dict_post_hook
+    register_state_dict_pre_hook requires_grad_ self set_extra_state set_submodule shape_env share_memory
+    state_dict to to_empty to_folder train training type xpu zero_grad""".split()
+)
+
+
+def _usable_name(name: str) -> str:
+    """Names become Python attribute names in generated code: no keywords, no names torch's
+    module classes use, no leading underscore (torch's private attributes)."""
+    if keyword.iskeyword(name):
+        raise ValueError(f"{name!r} is a Python keyword; choose another name")
+    if name in RESERVED_NAMES:
+        raise ValueError(f"{name!r} is the name of a torch module attribute; choose another name (e.g. {name + '_'!r})")
+    if name.startswith("_"):
+        raise ValueError(f"{name!r}: names may not start with an underscore")
+    return name
+
+
 def _not_keyword(name: str) -> str:
-    """Names become Python attribute names in generated code, so keywords are refused."""
+    """Spec and block names become class names or ops: only keywords are refused."""
     if keyword.iskeyword(name):
         raise ValueError(f"{name!r} is a Python keyword; choose another name")
     return name
 
 
-Name = Annotated[str, Field(pattern=IDENT, max_length=100), AfterValidator(_not_keyword)]
+Name = Annotated[str, Field(pattern=IDENT, max_length=100), AfterValidator(_usable_name)]
+TypeName = Annotated[str, Field(pattern=IDENT, max_length=100), AfterValidator(_not_keyword)]
 MAX_LAYERS_PER_LIST = 10_000
 INIT_SCHEMES = ("default", "normal", "uniform", "xavier_uniform", "xavier_normal", "kaiming_uniform", "kaiming_normal", "zeros")
 STRUCTURAL_OPS = ("sequential", "parallel")
@@ -175,18 +204,18 @@ class BlockDef(Model):
     """A parameterised block written in YAML: `$name` and `${expr}` refer to its parameters."""
 
     description: str = ""
-    params: dict[Name, Union[ParamType, ParamDecl]] = Field(default_factory=dict)
+    params: dict[TypeName, Union[ParamType, ParamDecl]] = Field(default_factory=dict)
     layers: Annotated[list[LayerItem], Field(min_length=1, max_length=MAX_LAYERS_PER_LIST)]
 
 
 class Spec(Model):
     """A network: header, optional blocks, layers, optional training section."""
 
-    name: Annotated[str, Field(pattern=IDENT, max_length=100)]
+    name: TypeName
     description: str = ""
     input: Union[Annotated[int, Field(gt=0, le=1_000_000)], Annotated[list[Annotated[int, Field(gt=0, le=1_000_000)]], Field(min_length=1, max_length=3)]]
     init: Init = "default"
-    blocks: dict[Name, BlockDef] = Field(default_factory=dict)
+    blocks: dict[TypeName, BlockDef] = Field(default_factory=dict)
     layers: Annotated[list[LayerItem], Field(min_length=1, max_length=MAX_LAYERS_PER_LIST)]
     train: Optional[TrainConfig] = None
 

@@ -52,23 +52,23 @@ def _pair_of(check: Callable[[Any], bool]) -> Callable[[Any], bool]:
 
 _INT_SCHEMA = {"type": "integer", "minimum": 1, "maximum": MAX_INT}
 _NN_INT_SCHEMA = {"type": "integer", "minimum": 0, "maximum": MAX_INT}
-PosInt = value_type("positive_int", "a positive integer", _pos_int, _INT_SCHEMA)
-NonNegInt = value_type("non_negative_int", "a non-negative integer", _non_neg_int, _NN_INT_SCHEMA)
+PosInt = value_type("positive_int", f"a positive integer (at most {MAX_INT:,})", _pos_int, _INT_SCHEMA)
+NonNegInt = value_type("non_negative_int", f"a non-negative integer (at most {MAX_INT:,})", _non_neg_int, _NN_INT_SCHEMA)
 PosIntPair = value_type(
     "positive_int_pair",
-    "a positive integer or a list of two",
+    f"a positive integer or a list of two (at most {MAX_INT:,})",
     _pair_of(_pos_int),
     {"anyOf": [_INT_SCHEMA, {"type": "array", "items": _INT_SCHEMA, "minItems": 2, "maxItems": 2}]},
 )
 NonNegIntPair = value_type(
     "non_negative_int_pair",
-    "a non-negative integer or a list of two",
+    f"a non-negative integer or a list of two (at most {MAX_INT:,})",
     _pair_of(_non_neg_int),
     {"anyOf": [_NN_INT_SCHEMA, {"type": "array", "items": _NN_INT_SCHEMA, "minItems": 2, "maxItems": 2}]},
 )
 ConvPadding = value_type(
     "conv_padding",
-    "a non-negative integer, a list of two, 'same' or 'valid'",
+    f"a non-negative integer, a list of two (at most {MAX_INT:,}), 'same' or 'valid'",
     lambda v: v in ("same", "valid") or _pair_of(_non_neg_int)(v),
     {"anyOf": [_NN_INT_SCHEMA, {"type": "array", "items": _NN_INT_SCHEMA, "minItems": 2, "maxItems": 2}, {"enum": ["same", "valid"]}]},
 )

@@ -7,6 +7,7 @@ No Python tags are recognised (this is `yaml.SafeLoader`), duplicate keys are re
 """
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -48,9 +49,44 @@ def _loc(mark: yaml.Mark, filename: str) -> Location:
 _BaseLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
+# Scalars are read as YAML 1.2 does (PyYAML follows YAML 1.1): `010` is ten, not eight;
+# `1:20` is text, not eighty; `1e3` is a number; only true/false are booleans (not yes/on).
+_INT, _FLOAT, _BOOL = (f"tag:yaml.org,2002:{t}" for t in ("int", "float", "bool"))
+_YAML12 = (
+    (_BOOL, re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF")),
+    (_INT, re.compile(r"^[-+]?[0-9]+$|^0o[0-7]+$|^0x[0-9a-fA-F]+$"), list("-+0123456789")),
+    (_FLOAT, re.compile(r"^[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?$|^[-+]?\.(?:inf|Inf|INF)$|^\.(?:nan|NaN|NAN)$"),
+     list("-+0123456789.")),
+)
+
+
+def _construct_int(loader: yaml.SafeLoader, node: yaml.ScalarNode) -> int:
+    text = loader.construct_scalar(node)
+    base = 8 if text.startswith("0o") else 16 if text.startswith("0x") else 10
+    return int(text[2:] if base != 10 else text, base)
+
+
+def _construct_float(loader: yaml.SafeLoader, node: yaml.ScalarNode) -> float:
+    text = loader.construct_scalar(node).lower()
+    return float(text.replace(".inf", "inf").replace(".nan", "nan"))
+
+
+def _construct_bool(loader: yaml.SafeLoader, node: yaml.ScalarNode) -> bool:
+    return loader.construct_scalar(node).lower() == "true"
+
+
 def _make_loader(filename: str) -> type[yaml.SafeLoader]:
     class PositionLoader(_BaseLoader):  # type: ignore[misc, valid-type]
-        pass
+        yaml_implicit_resolvers = {
+            first: [(tag, rx) for tag, rx in resolvers if tag not in (_INT, _FLOAT, _BOOL)]
+            for first, resolvers in _BaseLoader.yaml_implicit_resolvers.items()
+        }
+
+    for tag, pattern, first in _YAML12:
+        PositionLoader.add_implicit_resolver(tag, pattern, first)
+    PositionLoader.add_constructor(_INT, _construct_int)
+    PositionLoader.add_constructor(_FLOAT, _construct_float)
+    PositionLoader.add_constructor(_BOOL, _construct_bool)
 
     def construct_mapping(loader: yaml.SafeLoader, node: yaml.MappingNode, deep: bool = False) -> YDict:
         loader.flatten_mapping(node)
@@ -167,9 +203,11 @@ def load_yaml_file(path: str | Path) -> Any:
     """Read and parse a spec file; a missing or unreadable file is a located error too."""
     path = Path(path)
     try:
-        if path.stat().st_size > MAX_FILE_BYTES:
+        with path.open("rb") as handle:  # read at most the limit (+1 to notice more): /dev/zero ends too
+            data = handle.read(MAX_FILE_BYTES + 1)
+        if len(data) > MAX_FILE_BYTES:
             raise SpecError.at(Location(str(path), 1, 1), f"spec file larger than {MAX_FILE_BYTES} bytes")
-        text = path.read_text(encoding="utf-8")
+        text = data.decode("utf-8")
     except FileNotFoundError:
         raise SpecError([Diagnostic(None, f"{path}: no such file")]) from None
     except IsADirectoryError:

@@ -9,16 +9,26 @@ from netspec.compiler.graph import Graph
 from netspec.errors import NetspecError
 
 
+def write_text_atomically(output: Path, text: str) -> Path:
+    """Write through a temporary file and a rename, so a failure never leaves half a file;
+    an unwritable place is a one-line error, and the temporary file is removed."""
+    tmp = output.with_name(output.name + ".tmp")
+    try:
+        tmp.write_text(text, encoding="utf-8")
+        tmp.replace(output)
+    except OSError as exc:
+        if tmp.is_file():
+            tmp.unlink()
+        raise NetspecError(f"{output}: cannot write ({exc.strerror or exc})") from None
+    return output
+
+
 def write(graph: Graph, output: Path) -> Path:
     suffix = output.suffix.lower()
     if suffix == ".py":
         from netspec.compiler.codegen.source import to_source
 
-        text = to_source(graph)
-        tmp = output.with_name(output.name + ".tmp")
-        tmp.write_text(text, encoding="utf-8")
-        tmp.replace(output)
-        return output
+        return write_text_atomically(output, to_source(graph))
     if suffix == ".onnx":
         if importlib.util.find_spec("onnx") is None:
             raise NetspecError("ONNX export needs the optional dependency: pip install 'netspec[onnx]'")

@@ -68,7 +68,8 @@ def _constructor(module: nn.Module) -> str:
 
 def to_source(graph: Graph, title: str = "") -> str:
     """Python source of an nn.Module equivalent to `to_graph_module(graph)`."""
-    module = to_graph_module(graph)
+    with torch.device("meta"):  # the source needs the layers' settings, not their weights
+        module = to_graph_module(graph)
     lines = [
         _HEADER.format(
             title=title or f"{graph.name} as a PyTorch module",

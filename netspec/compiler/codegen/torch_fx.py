@@ -6,6 +6,7 @@ the spec is applied here.
 """
 from __future__ import annotations
 
+import keyword
 import re
 from typing import Any, Callable
 
@@ -20,7 +21,9 @@ from netspec.compiler.registry import FunctionCall
 def class_name(name: str) -> str:
     """`resnet18` -> `Resnet18`, `mlp_dropout` -> `MlpDropout`: a valid Python class name."""
     out = "".join(part[:1].upper() + part[1:] for part in re.split(r"[^A-Za-z0-9]+", name) if part)
-    return out if out and not out[0].isdigit() else f"Net{out}"
+    if not out or out[0].isdigit() or keyword.iskeyword(out):  # `none` -> `None` is a keyword
+        out = f"Net{out}"
+    return out
 
 
 def put_module(root: nn.Module, dotted: str, module: nn.Module) -> None:

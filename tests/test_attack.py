@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -309,3 +310,119 @@ def test_cli_rejects_a_regression_spec(tmp_path, out, train):
 def test_cli_rejects_steps_with_fgsm(workspace):
     result = _invoke(workspace, "-w", str(workspace / "runs" / "small_cnn" / "run1"), "--method", "fgsm", "--steps", "3")
     assert "--steps" in _one_line_error(result)
+
+
+# ------------------------------------------------------------------ robustness of the command
+def _run(ws: Path) -> Path:
+    return ws / "runs" / "small_cnn" / "run1"
+
+
+@pytest.mark.parametrize("seed", ["-1", "99999999999999999999999", str(2**63)])
+def test_cli_rejects_out_of_range_seed(workspace, seed):
+    result = _invoke(workspace, "-w", str(_run(workspace)), "--seed", seed)
+    assert result.exit_code == 2, (result.output, result.exception)
+    assert "--seed" in result.stderr and "Traceback" not in result.output + result.stderr
+
+
+def test_cli_accepts_the_largest_seed(workspace):
+    result = _invoke(workspace, "-w", str(_run(workspace)), "--method", "pgd", "--steps", "1", "--limit", "4",
+                     "--seed", str(2**63 - 1), "--device", "cpu")
+    assert result.exit_code == 0, (result.output, result.stderr)
+
+
+def test_cli_accepts_a_run_folder_as_spec_like_eval(workspace):
+    """`netspec attack RUN` = `netspec attack RUN/spec.yaml -w RUN` (as `netspec eval RUN`)."""
+    run = _run(workspace)
+    (run / "spec.yaml").write_text(SMALL_CNN)
+    args = ["--data-dir", str(workspace / "data"), "--limit", "12", "--device", "cpu"]
+    by_folder = CliRunner().invoke(main, ["attack", str(run), *args, "-o", str(workspace / "a")])
+    assert by_folder.exit_code == 0, (by_folder.output, by_folder.stderr)
+    explicit = CliRunner().invoke(main, ["attack", str(run / "spec.yaml"), "-w", str(run), *args, "-o", str(workspace / "b")])
+    assert explicit.exit_code == 0, (explicit.output, explicit.stderr)
+    a, b = (json.loads((workspace / d / "attack.json").read_text()) for d in "ab")
+    assert a["clean_acc"] == b["clean_acc"] and a["adv_acc"] == b["adv_acc"]
+    # the default output folder is the run folder, as with -w RUN
+    default = CliRunner().invoke(main, ["attack", str(run), *args])
+    assert default.exit_code == 0 and (run / "attack.json").is_file()
+
+
+def test_cli_needs_weights_unless_spec_is_a_run_folder(workspace):
+    result = _invoke(workspace)
+    assert result.exit_code == 2 and "--weights" in result.stderr and "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("dtype,word", [(torch.int8, "int8"), (torch.float64, "float64")])
+def test_cli_rejects_weights_of_another_dtype(workspace, dtype, word):
+    state = load_file(str(_run(workspace) / "model.safetensors"))
+    save_file({k: v.to(dtype) for k, v in state.items()}, str(workspace / "cast.safetensors"))
+    message = _one_line_error(_invoke(workspace, "-w", str(workspace / "cast.safetensors")))
+    assert "cast.safetensors" in message and word in message and "float32" in message
+
+
+def test_cli_rejects_nan_weights(workspace):
+    state = load_file(str(_run(workspace) / "model.safetensors"))
+    save_file({k: torch.full_like(v, float("nan")) for k, v in state.items()}, str(workspace / "nan.safetensors"))
+    message = _one_line_error(_invoke(workspace, "-w", str(workspace / "nan.safetensors")))
+    first = next(iter(netspec.compile(workspace / "small_cnn.yaml").state_dict()))  # the model's first parameter
+    assert "nan.safetensors" in message and "NaN" in message and f": {first} holds" in message
+
+
+def test_cli_refuses_an_output_name_taken_by_a_folder_before_attacking(workspace, monkeypatch):
+    out = workspace / "atk7"
+    (out / "attack.json").mkdir(parents=True)
+    import netspec.runtime.attack as A
+
+    def never(*args, **kwargs):
+        raise AssertionError("attacked although the results could not be written")
+
+    monkeypatch.setattr(A, "evaluate_attack", never)
+    message = _one_line_error(_invoke(workspace, "-w", str(_run(workspace)), "--out", str(out)))
+    assert "attack.json" in message
+    assert (out / "attack.json").is_dir() and not (out / "attack_curve.png").exists()
+
+
+@pytest.mark.skipif(hasattr(os, "geteuid") and os.geteuid() == 0, reason="root can write into read-only folders")
+def test_cli_refuses_a_read_only_run_folder_before_attacking(workspace):
+    run = _run(workspace)
+    run.chmod(0o555)
+    try:
+        message = _one_line_error(_invoke(workspace, "-w", str(run)))
+    finally:
+        run.chmod(0o755)
+    assert str(run) in message and not (run / "attack.json").exists()
+
+
+def test_cli_write_failure_is_one_line_and_keeps_the_old_file(workspace, monkeypatch):
+    """A disk that fills up after the attack: one line naming the file, old picture intact."""
+    import errno
+
+    from matplotlib.figure import Figure
+
+    out = workspace / "out"
+    out.mkdir()
+    (out / "attack_curve.png").write_bytes(b"old picture")
+
+    def full(self, *args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(Figure, "savefig", full)
+    result = _invoke(workspace, "-w", str(_run(workspace)), "--limit", "4", "--samples", "2", "--device", "cpu", "-o", str(out))
+    assert result.exit_code == 2, (result.output, result.exception)
+    assert "Traceback" not in result.stderr
+    message = result.stderr.strip().splitlines()[-1]  # after the attack's progress bar
+    assert message.startswith(str(out / "attack")) and "cannot write (No space left on device)" in message
+    assert (out / "attack_curve.png").read_bytes() == b"old picture"
+    assert json.loads((out / "attack.json").read_text())["examples"] == 4  # what was written is complete
+
+
+def test_cli_class_count_mismatch_reads_well(tmp_path):
+    """A 2-output network on a CSV with a single class: '1 class', not '1 classes'."""
+    csv = tmp_path / "one.csv"
+    csv.write_text("a,b,label\n" + "".join(f"{i},{i + 1},x\n" for i in range(10)))
+    spec = tmp_path / "two.yaml"
+    spec.write_text("name: two\ninput: [2]\nlayers:\n  - {op: linear, out: 2}\n"
+                    "train: {dataset: {name: csv, path: one.csv, target: label}}\n")
+    save_file(netspec.compile(spec).state_dict(), str(tmp_path / "w.safetensors"))
+    result = CliRunner().invoke(main, ["attack", str(spec), "-w", str(tmp_path / "w.safetensors"), "--device", "cpu"])
+    message = _one_line_error(result)
+    assert "2 classes" in message and "1 class" in message and "1 classes" not in message

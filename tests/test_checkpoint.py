@@ -123,8 +123,9 @@ def test_truncated_files_are_refused(tmp_path, name):
     train(spec, {}, options(run))
     data = (run / name).read_bytes()
     (run / name).write_bytes(data[: len(data) // 2])
-    with pytest.raises(CheckpointError, match="corrupt or truncated"):
+    with pytest.raises(CheckpointError, match="corrupt or truncated|corrupt, truncated") as err:
         ckpt.load_weights(compile_spec(spec), run / name)
+    assert "weights_only" not in str(err.value)
 
 
 def test_truncated_checkpoint_refused_by_cli_resume_and_eval(tmp_path):
@@ -135,7 +136,8 @@ def test_truncated_checkpoint_refused_by_cli_resume_and_eval(tmp_path):
         (run / name).write_bytes((run / name).read_bytes()[:100])
     resumed = CliRunner().invoke(main, ["train", "--resume", str(run), "--epochs", "2", "--quiet", "--device", "cpu"])
     assert resumed.exit_code == 2
-    assert "checkpoint.pt: corrupt or truncated checkpoint" in resumed.output and "Traceback" not in resumed.output
+    assert "checkpoint.pt: not a valid netspec checkpoint (corrupt, truncated" in resumed.output
+    assert "Traceback" not in resumed.output and "weights_only" not in resumed.output
     evaluated = CliRunner().invoke(main, ["eval", str(run), "--device", "cpu"])
     assert evaluated.exit_code == 2
     assert "model.safetensors: corrupt or truncated safetensors file" in evaluated.output
@@ -150,9 +152,107 @@ def test_checkpoints_never_run_pickled_code(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     with open(tmp_path / "evil.pt", "wb") as f:
         pickle.dump({"model": _Evil()}, f, protocol=2)
-    with pytest.raises(CheckpointError):
+    with pytest.raises(CheckpointError) as err:
         ckpt.load_checkpoint(tmp_path / "evil.pt")
     assert not (tmp_path / "pwned").exists()
+    # torch's own text suggests weights_only=False (arbitrary code execution): never repeated
+    assert "contains Python objects" in str(err.value) and "weights_only" not in str(err.value)
+    torch.save({"model": {}, "extra": _Evil()}, tmp_path / "evil_zip.pt")  # torch's zip format too
+    with pytest.raises(CheckpointError, match="contains Python objects") as err:
+        ckpt.load_checkpoint(tmp_path / "evil_zip.pt")
+    assert "weights_only" not in str(err.value) and not (tmp_path / "pwned").exists()
+
+
+def _no_unsafe_advice(result) -> str:
+    """One line, exit 2, and none of torch's 'set weights_only=False' advice."""
+    assert result.exit_code == 2, (result.exit_code, result.output, result.exception)
+    message = result.stderr.strip()
+    assert message and "\n" not in message and "Traceback" not in message, message
+    assert "weights_only" not in message and "arbitrary code" not in message, message
+    return message
+
+
+@pytest.mark.parametrize("content", [b"hello, these are not weights\n", bytes(range(256)) * 8, b""])
+def test_garbage_weights_file_is_not_a_checkpoint_in_eval(tmp_path, content):
+    spec = tiny_spec(tmp_path)
+    (tmp_path / "file.txt").write_bytes(content)
+    result = CliRunner().invoke(main, ["eval", str(spec), "--weights", str(tmp_path / "file.txt"), "--device", "cpu"])
+    message = _no_unsafe_advice(result)
+    assert "file.txt: not a valid netspec checkpoint" in message
+
+
+def test_random_checkpoint_refused_by_resume_and_kept(tmp_path):
+    spec = tiny_spec(tmp_path, epochs=1)
+    run = tmp_path / "run"
+    train(spec, {}, options(run))
+    garbage = os.urandom(4096)
+    (run / "checkpoint.pt").write_bytes(garbage)
+    weights = (run / "model.safetensors").read_bytes()
+    result = CliRunner().invoke(main, ["train", "--resume", str(run), "--epochs", "2", "--quiet", "--device", "cpu"])
+    assert "checkpoint.pt: not a valid netspec checkpoint" in _no_unsafe_advice(result)
+    assert (run / "checkpoint.pt").read_bytes() == garbage and (run / "model.safetensors").read_bytes() == weights
+
+
+# ------------------------------------------------------------------ dtype and finiteness
+def _saved_state(tmp_path: Path, change) -> tuple[torch.nn.Module, Path]:
+    spec = tiny_spec(tmp_path)
+    model = compile_spec(spec, seed=0)
+    state = {k: v.clone() for k, v in model.state_dict().items()}
+    change(state)
+    save_file(state, tmp_path / "w.safetensors")
+    return compile_spec(spec, seed=1), tmp_path / "w.safetensors"
+
+
+@pytest.mark.parametrize("dtype", [torch.int8, torch.float64, torch.float16, torch.bool])
+def test_weights_of_another_dtype_are_refused(tmp_path, dtype):
+    def change(state):
+        state["1.weight"] = state["1.weight"].to(dtype)
+
+    model, path = _saved_state(tmp_path, change)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    with pytest.raises(CheckpointError) as err:
+        ckpt.load_weights(model, path)
+    message = str(err.value)
+    assert "w.safetensors" in message and "1.weight" in message
+    assert str(dtype).removeprefix("torch.") in message and "float32" in message
+    for k, v in model.state_dict().items():  # nothing half-loaded
+        assert torch.equal(v, before[k]), k
+
+
+@pytest.mark.parametrize("bad,word", [(float("nan"), "NaN"), (float("inf"), "inf"), (float("-inf"), "inf")])
+def test_non_finite_weights_are_refused_naming_the_first_key(tmp_path, bad, word):
+    def change(state):
+        state["4.weight"][0, 3] = bad  # the later key: the message must name the first one
+        state["1.bias"].fill_(bad)
+
+    model, path = _saved_state(tmp_path, change)
+    with pytest.raises(CheckpointError) as err:
+        ckpt.load_weights(model, path)
+    message = str(err.value)
+    assert "1.bias" in message and word in message and "4.weight" not in message
+
+
+def test_cli_eval_refuses_int8_and_nan_weights(tmp_path):
+    spec = tiny_spec(tmp_path)
+    model = compile_spec(spec, seed=0)
+    int8 = {k: v.to(torch.int8) for k, v in model.state_dict().items()}
+    nan = {k: torch.full_like(v, float("nan")) for k, v in model.state_dict().items()}
+    for name, state, expected in (("int8", int8, "int8"), ("nan", nan, "NaN")):
+        save_file(state, tmp_path / f"{name}.safetensors")
+        result = CliRunner().invoke(main, ["eval", str(spec), "--weights", str(tmp_path / f"{name}.safetensors"), "--device", "cpu"])
+        message = _no_unsafe_advice(result)
+        assert f"{name}.safetensors" in message and expected in message and "1.weight" in message
+
+
+def test_resume_refuses_a_checkpoint_with_nan_weights(tmp_path):
+    spec = tiny_spec(tmp_path, epochs=1)
+    run = tmp_path / "run"
+    train(spec, {}, options(run))
+    state = torch.load(run / "checkpoint.pt", weights_only=True)
+    state["model"]["4.bias"] = torch.full_like(state["model"]["4.bias"], float("nan"))
+    torch.save(state, run / "checkpoint.pt")
+    with pytest.raises(CheckpointError, match=r"checkpoint\.pt: 4\.bias holds NaN"):
+        train(None, {"epochs": 2}, RunOptions(device="cpu", quiet=True, resume=run))
 
 
 def test_out_folder_with_a_run_is_not_overwritten(tmp_path):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -71,6 +72,31 @@ def _out_dir(out: Path | None, weights: Path, spec_name: str) -> Path:
     return folder
 
 
+def _classes(n: int) -> str:
+    return f"{n} class" if n == 1 else f"{n} classes"
+
+
+def _check_writable(folder: Path, names: list[str]) -> None:
+    """Refuse before attacking (which may take minutes) when the results cannot be written:
+    a read-only folder, or an output name taken by a folder."""
+    for name in names:
+        if (folder / name).is_dir():
+            raise NetspecError(f"{folder / name}: is a folder; cannot write the attack's {name} there (choose another --out)")
+    try:
+        with tempfile.TemporaryFile(dir=folder, prefix=".attack-probe-"):
+            pass
+    except OSError as exc:
+        raise NetspecError(f"{folder}: cannot write the attack's results there ({exc.strerror or exc}); choose another --out") from None
+
+
+def _write(path: Path, write: Any) -> None:
+    """Run `write(path)`; an OSError (full disk, permissions changed meanwhile) becomes one line naming the file."""
+    try:
+        write(path)
+    except OSError as exc:
+        raise NetspecError(f"{path}: cannot write ({exc.strerror or exc})") from None
+
+
 def _print_table(result: Any, spec_name: str, seconds: float) -> None:
     from rich.console import Console
     from rich.table import Table
@@ -90,8 +116,9 @@ def _print_table(result: Any, spec_name: str, seconds: float) -> None:
 
 @click.command("attack")
 @click.argument("spec", type=click.Path(path_type=Path))
-@click.option("-w", "--weights", required=True, type=click.Path(path_type=Path),
-              help="Trained weights: a run folder holding model.safetensors, or a .safetensors file.")
+@click.option("-w", "--weights", type=click.Path(path_type=Path), default=None,
+              help="Trained weights: a run folder holding model.safetensors, or a .safetensors file "
+                   "(default: SPEC itself when it is a run folder).")
 @click.option("--eps", "eps_values", multiple=True, default=("0.1",), show_default=True,
               help="Max-norm budget ε in pixel units ([0, 1]); a list (--eps 0,0.05,0.1) or repeated.")
 @click.option("--method", type=click.Choice(["fgsm", "pgd"]), default=None,
@@ -109,15 +136,26 @@ def _print_table(result: Any, spec_name: str, seconds: float) -> None:
               help="Output folder.  [default: the weights' run folder, else runs/<spec>/attack-<time>]")
 @click.option("--samples", type=click.IntRange(min=1, max=32), default=8, show_default=True,
               help="Examples shown in attack.png (attacked at the largest ε).")
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed of PGD's random start.")
-def attack(spec: Path, weights: Path, eps_values: tuple[str, ...], method: str | None, steps: int | None,
+@click.option("--seed", type=click.IntRange(0, 2**63 - 1), default=0, show_default=True, help="Seed of PGD's random start.")
+def attack(spec: Path, weights: Path | None, eps_values: tuple[str, ...], method: str | None, steps: int | None,
            alpha: float | None, random_start: bool, limit: int | None, batch_size: int, device: str,
            data_dir: Path | None, out: Path | None, samples: int, seed: int) -> None:
     """Attack SPEC's trained classifier with FGSM or PGD on its test set.
 
     Prints clean and adversarial accuracy per ε and writes attack.json, attack.png and
-    attack_curve.png. Example: netspec attack specs/lenet.yaml -w runs/lenet/<run> --eps 0,0.05,0.1
+    attack_curve.png.
+
+    \b
+    netspec attack specs/lenet.yaml -w runs/lenet/<run> --eps 0,0.05,0.1
+    netspec attack runs/lenet/<run> --method pgd
     """
+    if spec.is_dir():  # a run folder, as `netspec eval` takes it: its spec.yaml and its weights
+        from netspec.runtime.train import SPEC_FILE
+
+        weights = weights or spec
+        spec = spec / SPEC_FILE
+    if weights is None:
+        raise click.UsageError("-w/--weights RUN_DIR (or a .safetensors file) is required unless SPEC is a run folder")
     eps = parse_eps(eps_values)
     if method is None:
         method = "pgd" if steps is not None or alpha is not None else "fgsm"
@@ -130,7 +168,7 @@ def attack(spec: Path, weights: Path, eps_values: tuple[str, ...], method: str |
     from netspec.api import build_graph, compile as compile_spec, load
     from netspec.runtime.attack import PIXELS, evaluate_attack, progress_bar
     from netspec.runtime.attack_plot import plot_curve, plot_samples
-    from netspec.runtime.checkpoint import load_weights
+    from netspec.runtime.checkpoint import atomic_write, load_weights
     from netspec.runtime.device import pick_device
     from netspec.runtime.prepare import prepare_data
 
@@ -144,10 +182,12 @@ def attack(spec: Path, weights: Path, eps_values: tuple[str, ...], method: str |
 
     data = prepare_data(cfg, data_dir, input_shape=graph.input_shape, spec_dir=Path(loaded.path).parent)
     if data.num_classes != graph.output_shape[0]:
-        raise DataError(f"{spec}: the network outputs {graph.output_shape[0]} classes but {data.name} has {data.num_classes}")
+        raise DataError(f"{spec}: the network outputs {_classes(graph.output_shape[0])} but {data.name} has {_classes(data.num_classes)}")
     x, y = data.test_x[:limit], data.test_y[:limit]
     pixels = data.test_x.dim() == 4  # stored images: x/255, so [0, 1] bounds every input
     folder = _out_dir(out, weights, graph.name)
+    keep = samples if pixels else 0
+    _check_writable(folder, ["attack.json", *(["attack.png"] if keep else []), "attack_curve.png"])
 
     label = f"PGD-{steps}" if method == "pgd" else "FGSM"
     started = time.perf_counter()
@@ -155,18 +195,21 @@ def attack(spec: Path, weights: Path, eps_values: tuple[str, ...], method: str |
         result = evaluate_attack(
             model, x, y, eps, method=method, steps=steps, alpha=alpha, random_start=random_start,
             batch_size=batch_size, device=torch_device, prepare=data.inputs, clamp=PIXELS if pixels else None,
-            keep=samples if pixels else 0, seed=seed, progress=advance,
+            keep=keep, seed=seed, progress=advance,
         )
     seconds = time.perf_counter() - started
 
     record = {"spec": str(spec), "weights": str(weights), "dataset": data.name, "device": str(torch_device),
               **result.to_json(), "seconds": round(seconds, 3)}
-    (folder / "attack.json").write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
+    text = (json.dumps(record, indent=2) + "\n").encode("utf-8")
+    _write(folder / "attack.json", lambda path: atomic_write(path, lambda f: f.write(text)))
     written = ["attack.json"]
     if result.samples is not None:
-        plot_samples(result.samples, data.classes, folder / "attack.png", method=label, image_shape=data.test_x.shape[1:])
+        _write(folder / "attack.png", lambda path: plot_samples(
+            result.samples, data.classes, path, method=label, image_shape=data.test_x.shape[1:]))
         written.append("attack.png")
-    plot_curve(result, folder / "attack_curve.png", title=f"{graph.name}: accuracy under {label} ({result.examples} examples)")
+    _write(folder / "attack_curve.png", lambda path: plot_curve(
+        result, path, title=f"{graph.name}: accuracy under {label} ({result.examples} examples)"))
     written.append("attack_curve.png")
     _print_table(result, graph.name, seconds)
     click.echo(f"wrote {', '.join(str(folder / w) for w in written)}")

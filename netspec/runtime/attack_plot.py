@@ -6,6 +6,7 @@ is touched (safe in tests, servers and notebooks alike).
 """
 from __future__ import annotations
 
+import io
 import math
 from collections.abc import Sequence
 from pathlib import Path
@@ -42,6 +43,17 @@ def _as_image(t: torch.Tensor, image_shape: Sequence[int] | None) -> torch.Tenso
     if t.shape[0] == 3:
         return t.permute(1, 2, 0)
     return t.mean(0)  # other channel counts: show the mean
+
+
+def _save(fig, path: Path) -> Path:
+    """PNG bytes rendered in memory, then written atomically: a failed write (full disk,
+    no permission) leaves the previous picture intact instead of half a PNG."""
+    from netspec.runtime.checkpoint import atomic_write
+
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png")
+    atomic_write(path, lambda f: f.write(buffer.getbuffer()))
+    return path
 
 
 def plot_samples(
@@ -83,9 +95,7 @@ def plot_samples(
             if j == 0:
                 ax.set_ylabel(("original", f"adversarial\nε = {eps:g}", "perturbation")[i], fontsize=9)
     fig.suptitle(f"{method.upper()} adversarial examples (ε = {eps:g}; red = misclassified)", fontsize=11)
-    path = Path(path)
-    fig.savefig(path)
-    return path
+    return _save(fig, Path(path))
 
 
 def plot_curve(result: AttackResult, path: str | Path, *, title: str = "") -> Path:
@@ -107,6 +117,4 @@ def plot_curve(result: AttackResult, path: str | Path, *, title: str = "") -> Pa
     ax.legend(loc="upper right", fontsize=8)
     ax.set_title(title or f"accuracy under {label} ({result.examples} examples)", fontsize=10)
     fig.tight_layout()
-    path = Path(path)
-    fig.savefig(path)
-    return path
+    return _save(fig, Path(path))

@@ -5,15 +5,16 @@ A run folder holds `model.safetensors` (the weights alone, for eval and attacks)
 needs to continue bit for bit). Both are written to a temporary file, fsynced and renamed
 over the old one, so a process killed at any moment leaves the last complete file. Loading
 never unpickles code: safetensors, or `torch.load(weights_only=True)`. Anything wrong (a
-missing, truncated or corrupt file; keys or shapes that do not match the model) is a
-`CheckpointError` saying what.
+missing, truncated or corrupt file; keys, shapes or dtypes that do not match the model;
+NaN or inf weights) is a `CheckpointError` saying what, and never passes on torch's advice
+to load with `weights_only=False`.
 """
 from __future__ import annotations
 
 import io
 import os
 import pickle
-import zipfile
+import re
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -43,6 +44,8 @@ __all__ = [
 WEIGHTS = "model.safetensors"
 CHECKPOINT = "checkpoint.pt"
 _MAX_LISTED = 5
+_NOT_A_CHECKPOINT = "not a valid netspec checkpoint (corrupt, truncated, or not written by netspec)"
+_BLOCKED_GLOBAL = re.compile(r"GLOBAL\s+([\w.]+)")
 
 
 def atomic_write(path: Path, write: Callable[[io.BufferedWriter], None]) -> None:
@@ -123,7 +126,17 @@ def read_weights(source: str | os.PathLike[str]) -> dict[str, torch.Tensor]:
 
 
 def check_state_dict(model: nn.Module, state: Mapping[str, torch.Tensor], source: str) -> None:
-    """Raise `CheckpointError` listing missing and unexpected keys and shape mismatches."""
+    """Raise `CheckpointError` listing missing and unexpected keys and shape mismatches,
+    then for the first tensor of the wrong dtype or with NaN/inf values.
+
+    `load_state_dict` would silently cast int8 or float64 tensors and happily load NaNs,
+    and the user would only see `loss nan` (or a quietly wrong model) much later.
+    """
+    if not isinstance(state, Mapping):
+        raise CheckpointError(f"{source}: not a netspec checkpoint (its weights are a {type(state).__name__}, not a dict of tensors)")
+    for k, v in state.items():
+        if not isinstance(v, torch.Tensor):
+            raise CheckpointError(f"{source}: not a netspec checkpoint ({k!s} holds a {type(v).__name__}, not a tensor)")
     expected = unwrap(model).state_dict()
     missing = [k for k in expected if k not in state]
     unexpected = [k for k in state if k not in expected]
@@ -139,6 +152,27 @@ def check_state_dict(model: nn.Module, state: Mapping[str, torch.Tensor], source
             problems.append(f"{label}: {', '.join(items[:_MAX_LISTED])}{more}")
     if problems:
         raise CheckpointError(f"{source}: weights do not match the model; " + "; ".join(problems))
+    for k, v in expected.items():
+        _check_tensor(k, state[k], v.dtype, source)
+
+
+def _dtype_name(dtype: torch.dtype) -> str:
+    return str(dtype).removeprefix("torch.")
+
+
+def _check_tensor(key: str, tensor: torch.Tensor, want: torch.dtype, source: str) -> None:
+    """One stored tensor has exactly the model's dtype and, if floating, only finite values."""
+    if tensor.dtype != want:
+        raise CheckpointError(
+            f"{source}: {key} is stored as {_dtype_name(tensor.dtype)} but the model's is {_dtype_name(want)}; "
+            "netspec does not cast weights silently"
+        )
+    if tensor.is_floating_point() or tensor.is_complex():
+        finite = torch.isfinite(tensor)
+        if not bool(finite.all()):
+            bad = tensor[~finite]
+            what = "NaN" if bool(torch.isnan(bad).any()) else "inf"
+            raise CheckpointError(f"{source}: {key} holds {what} values ({int(bad.numel())} of {tensor.numel()}); the weights are unusable")
 
 
 def load_weights(model: nn.Module, source: str | os.PathLike[str]) -> None:
@@ -165,13 +199,29 @@ def load_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
     path = Path(path)
     if path.is_dir():
         path = path / CHECKPOINT
+    if not path.exists():
+        raise CheckpointError(f"{path}: no such checkpoint")
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except FileNotFoundError:
-        raise CheckpointError(f"{path}: no such checkpoint") from None
-    except (RuntimeError, EOFError, OSError, zipfile.BadZipFile, pickle.UnpicklingError, ValueError) as exc:
-        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise CheckpointError(f"{path}: corrupt or truncated checkpoint ({reason})") from None
+        f = open(path, "rb")
+    except OSError as exc:
+        raise CheckpointError(f"{path}: cannot read the checkpoint ({exc.strerror or type(exc).__name__})") from None
+    try:
+        with f:  # once open, any failure (torch reports a truncated zip as OSError) means a bad file
+            state = torch.load(f, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        # torch's own text advises re-running with weights_only=False (arbitrary code
+        # execution): never pass that on, say what the file is instead.
+        blocked = _BLOCKED_GLOBAL.search(str(exc))
+        if blocked:
+            raise CheckpointError(
+                f"{path}: contains Python objects ({blocked.group(1)}) that netspec will not load; "
+                "netspec checkpoints hold only tensors, numbers and strings"
+            ) from None
+        raise CheckpointError(f"{path}: {_NOT_A_CHECKPOINT}") from None
+    except MemoryError:
+        raise
+    except Exception:  # random bytes make the unpickler fail in many ways (KeyError, IndexError, ...)
+        raise CheckpointError(f"{path}: {_NOT_A_CHECKPOINT}") from None
     if not isinstance(state, dict):
         raise CheckpointError(f"{path}: not a netspec checkpoint (holds a {type(state).__name__})")
     return state

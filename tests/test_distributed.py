@@ -124,3 +124,31 @@ def test_cli_nproc_per_node_relaunches_through_torchrun(tmp_path):
     saved = load_file(tmp_path / "run" / "model.safetensors")
     for k, v in single.items():
         torch.testing.assert_close(saved[k], v, rtol=1e-5, atol=1e-6)
+
+
+def test_nproc_per_node_checks_everything_once_before_launching(tmp_path, monkeypatch):
+    """A bad spec or batch split is one error from the parent, no torchrun, no run folder."""
+    from click.testing import CliRunner
+
+    from netspec.cli import main
+    from netspec.runtime import distributed
+
+    launched = []
+    monkeypatch.setattr(distributed, "relaunch", lambda *a: launched.append(a) or 0)
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(
+        "name: tiny\ninput: [2]\nlayers:\n  - {op: linear, out: 1}\n"
+        "train: {dataset: {name: synthetic_regression, examples: 40}, batch_size: 10, epochs: 1, loss: mse}\n"
+    )
+    out = tmp_path / "run"
+
+    def cli(*args):
+        return CliRunner().invoke(main, ["train", str(spec), "--out", str(out), "-q", *map(str, args)])
+
+    result = cli("--nproc-per-node", 3)
+    assert result.exit_code == 2 and result.output.count("does not split evenly over 3 processes") == 1, result.output
+    result = cli("--nproc-per-node", 2, "--set", "epoch=1")
+    assert result.exit_code == 2 and result.output.count("did you mean 'epochs'") == 1, result.output
+    assert cli("--nproc-per-node", 5000).exit_code == 2
+    assert not launched and not out.exists()
+    assert cli("--nproc-per-node", 2).exit_code == 0 and len(launched) == 1  # a good run is launched

@@ -262,7 +262,7 @@ def test_nan_loss_stops_with_epoch_and_batch_and_keeps_last_good_checkpoint(tmp_
 
 def test_nan_in_first_epoch_says_no_checkpoint(tmp_path):
     with pytest.raises(TrainingError, match=r"epoch 1, batch \d+: loss is (NaN|infinite).*no checkpoint"):
-        train(write(tmp_path, LINREG), {"lr": 1e30}, quiet(tmp_path / "run"))
+        train(write(tmp_path, LINREG), {"lr": 1e6}, quiet(tmp_path / "run"))  # the largest lr allowed
 
 
 # ------------------------------------------------------------------ validation, k-fold, grad norms, augment
@@ -375,3 +375,181 @@ def test_schema_accepts_shorthand_names_for_editors():
     train_schema = json_schema()["$defs"]["TrainConfig"]["properties"]
     for key in ("optimizer", "schedule", "dataset"):
         assert any(alt.get("type") == "string" for alt in train_schema[key]["anyOf"])
+
+
+# ------------------------------------------------------------------ robustness: bad input is one line, exit 2, no data lost
+TINY = """
+name: tiny
+input: [2]
+layers:
+  - {op: linear, out: 1}
+train:
+  dataset: {name: synthetic_regression, examples: 40}
+  batch_size: 10
+  epochs: 2
+  lr: 0.03
+  loss: mse
+"""
+
+
+def refused(result, *phrases: str) -> None:
+    assert result.exit_code == 2, result.output
+    assert "Traceback" not in result.output and "internal error" not in result.output, result.output
+    for phrase in phrases:
+        assert phrase in result.output, result.output
+
+
+@pytest.mark.parametrize(
+    "augment, phrase",
+    [
+        ({"random_crop": {"padding": -1}}, "random_crop.padding"),
+        ({"random_erasing": {"p": 2}}, "random_erasing.p"),
+        ({"random_erasing": {"scale": [0.9, 0.1]}}, "scale[0] <= scale[1]"),
+        ({"horizontal_flip": {"p": -3}}, "horizontal_flip.p"),
+        ("random_flip", "did you mean 'random_crop'"),
+        ({"random_crop": {"pad": 4}}, "did you mean 'padding'"),
+    ],
+)
+def test_bad_augment_parameters_are_spec_errors_in_check_and_train(tmp_path, augment, phrase):
+    spec = write(tmp_path, MLP.replace("train: {", "train: {augment: [" + json.dumps(augment) + "], "))
+    refused(run_cli("check", spec), phrase, "spec.yaml:")  # with its location, like every other error
+    refused(run_cli("train", spec, "--augment", json.dumps([augment]), "--out", tmp_path / "run"), phrase)
+    assert not (tmp_path / "run").exists()
+
+
+def test_augment_shorthands_fill_in_the_runtime_defaults():
+    import inspect
+
+    from netspec.runtime.augment import AUGMENTATIONS
+
+    cfg, _ = with_overrides({}, {"augment": ["horizontal_flip", {"random_erasing": None}]})
+    items = [step.as_item() for step in cfg.augment]
+    for item in items:
+        ((name, params),) = item.items()
+        defaults = {k: p.default for k, p in inspect.signature(AUGMENTATIONS[name]).parameters.items() if k in params}
+        assert {k: tuple(v) if isinstance(v, list) else v for k, v in params.items()} == {
+            k: tuple(v) if isinstance(v, (list, tuple)) else v for k, v in defaults.items()
+        }
+
+
+@pytest.mark.parametrize(
+    "option, value, phrase",
+    [
+        ("--lr", "1e308", "less than or equal to 1000000"),
+        ("--lr", "1.0e39", "less than or equal to 1000000"),
+        ("--lr", ".inf", "finite"),
+        ("--weight-decay", "1.0e308", "less than or equal to 1000000"),
+        ("--grad-clip", ".nan", "finite"),
+        ("--set", "schedule.min_lr=.inf", "finite"),
+    ],
+)
+def test_non_finite_and_huge_rates_are_refused(tmp_path, option, value, phrase):
+    refused(run_cli("train", write(tmp_path, TINY), option, value, "--out", tmp_path / "run", "-q"), phrase)
+    assert not (tmp_path / "run").exists()
+
+
+def test_set_of_an_unknown_key_names_set_not_a_missing_option(tmp_path):
+    result = run_cli("train", write(tmp_path, TINY), "--set", "nonexistent=1", "-q")
+    refused(result, "--set nonexistent: unknown key")
+    refused(run_cli("train", write(tmp_path, TINY), "--set", "epoch=1", "-q"), "--set epoch:", "did you mean 'epochs'")
+
+
+def test_out_never_overwrites_a_folder_of_the_users_own_files(tmp_path):
+    own = tmp_path / "own"
+    own.mkdir()
+    for name in ("spec.yaml", "summary.json", "metrics.jsonl"):
+        (own / name).write_text(f"mine: {name}\n")
+    refused(run_cli("train", write(tmp_path, TINY), "--out", own, "-q"), "not empty", "--resume")
+    assert all((own / n).read_text() == f"mine: {n}\n" for n in ("spec.yaml", "summary.json", "metrics.jsonl"))
+    refused(run_cli("train", write(tmp_path, TINY), "--out", "", "-q"), "--out")
+
+
+def test_out_may_reuse_a_run_folder_where_no_epoch_completed(tmp_path):
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "spec.yaml").write_text("# resolved by netspec train from x\nname: x\n")
+    (out / "metrics.jsonl").write_text("")
+    assert run_cli("train", write(tmp_path, TINY), "--out", out, "-q").exit_code == 0
+    assert len((out / "metrics.jsonl").read_text().splitlines()) == 2
+
+
+def test_resume_allows_only_more_epochs_and_never_rewrites_spec_to_what_did_not_run(tmp_path):
+    run = tmp_path / "run"
+    assert run_cli("train", write(tmp_path, TINY), "--out", run, "-q").exit_code == 0
+    recorded = (run / "spec.yaml").read_text()
+    weights = (run / "model.safetensors").read_bytes()
+    refused(run_cli("train", "--resume", run, "--lr", "0.1", "-q"), "only --epochs", "--lr")
+    refused(run_cli("train", "--resume", run, "--set", "optimizer.momentum=0.5", "-q"), "--set optimizer.momentum")
+    refused(run_cli("train", "--resume", run, "--out", tmp_path / "other", "-q"), "drop --out")
+    refused(run_cli("train", "--resume", run, "--epochs", "1", "-q"), "already completed 2 epochs")
+    assert (run / "spec.yaml").read_text() == recorded and (run / "model.safetensors").read_bytes() == weights
+    assert not (tmp_path / "other").exists()
+    assert run_cli("train", "--resume", run, "--epochs", "3", "-q").exit_code == 0
+    assert "epochs: 3" in (run / "spec.yaml").read_text()
+    assert len((run / "metrics.jsonl").read_text().splitlines()) == 3
+
+
+def test_resume_of_a_run_without_a_completed_epoch_says_start_again(tmp_path):
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "spec.yaml").write_text(write(tmp_path, TINY).read_text())
+    refused(run_cli("train", "--resume", run, "-q"), "no epoch of this run completed", "start it again")
+
+
+def test_data_dir_that_does_not_exist_is_a_data_error(tmp_path):
+    refused(run_cli("train", write(tmp_path, MLP), "--data-dir", tmp_path / "nosuchdir", "-q"), "nosuchdir")
+    (tmp_path / "afile").write_text("")
+    refused(run_cli("train", write(tmp_path, MLP), "--data-dir", tmp_path / "afile", "-q"), "afile", "not a folder")
+
+
+@pytest.mark.parametrize("name", ["metrics.jsonl", "curves.png", "model.safetensors", "summary.json"])
+def test_a_directory_in_place_of_a_run_file_is_refused_before_training(tmp_path, name):
+    run = tmp_path / "run"
+    assert run_cli("train", write(tmp_path, TINY), "--out", run, "-q").exit_code == 0
+    weights = (run / "model.safetensors").read_bytes()
+    blocked = run / name
+    blocked.unlink()
+    blocked.mkdir()
+    refused(run_cli("train", "--resume", run, "--epochs", "3", "-q"), f"{blocked}", "is a directory")
+    assert torch.load(run / "checkpoint.pt", weights_only=True)["epoch"] == 2
+    if name != "model.safetensors":
+        assert (run / "model.safetensors").read_bytes() == weights
+
+
+def test_a_failing_picture_keeps_the_weights_of_a_finished_run(tmp_path, monkeypatch):
+    from netspec.runtime import metrics
+
+    def broken(*args, **kwargs):
+        raise IsADirectoryError(21, "Is a directory")
+
+    monkeypatch.setattr(metrics, "plot_curves", broken)
+    run = tmp_path / "run"
+    with pytest.raises(TrainingError, match="curves.png: cannot write .*weights are in"):
+        train(write(tmp_path, TINY), {}, quiet(run))
+    model = compile_spec(run / "spec.yaml")
+    load_weights(model, run)  # the finished run's weights are there
+    assert torch.load(run / "checkpoint.pt", weights_only=True)["epoch"] == 2
+
+
+def test_interrupt_after_a_checkpoint_prints_how_to_resume(tmp_path, monkeypatch, capsys):
+    from netspec.runtime import train as T
+
+    real = T._Trainer.train_epoch
+
+    def interrupted_in_epoch_2(self, progress):
+        if self.epoch == 1:
+            raise KeyboardInterrupt
+        return real(self, progress)
+
+    monkeypatch.setattr(T._Trainer, "train_epoch", interrupted_in_epoch_2)
+    run = tmp_path / "run"
+    with pytest.raises(KeyboardInterrupt):
+        train(write(tmp_path, TINY), {}, quiet(run))
+    assert f"resume with: netspec train --resume {run}" in capsys.readouterr().err
+
+
+def test_csv_with_an_empty_test_split_is_refused(tmp_path):
+    (tmp_path / "small.csv").write_text("a,b,y\n1,2,0\n3,4,1\n")
+    spec = write(tmp_path, "name: c\ninput: [2]\nlayers:\n  - {op: linear, out: 2}\n"
+                 "train: {dataset: {name: csv, path: small.csv, target: y}, batch_size: 1, epochs: 1}\n")
+    refused(run_cli("train", spec, "--out", tmp_path / "run", "-q"), "test split is empty")

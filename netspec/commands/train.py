@@ -19,6 +19,7 @@ import click
 from netspec.compiler.train_schema import override_names, parse_value
 
 _PREFIX = "override_"
+MAX_NPROC = 1024  # processes per node; more is a typo
 
 
 def _override_options(f: Callable[..., Any]) -> Callable[..., Any]:
@@ -85,11 +86,11 @@ def _without_nproc(args: list[str]) -> list[str]:
 @_device_options
 @click.option("--compile", "compile_", is_flag=True, help="torch.compile the model (first epoch pays for compiling).")
 @click.option("--deterministic", is_flag=True, help="Deterministic CUDA kernels (slower; CPU runs are deterministic anyway).")
-@click.option("--out", type=click.Path(path_type=Path), default=None, help="Run folder (default runs/<spec name>/<timestamp>).")
+@click.option("--out", type=click.Path(), default=None, help="Run folder, new or empty (default runs/<spec name>/<timestamp>).")
 @click.option("--resume", type=click.Path(path_type=Path), default=None, help="Continue the run in this folder from its last checkpoint.")
 @click.option("--kfold", type=click.IntRange(min=2), default=None, help="K-fold cross-validation on the training set: mean and spread.")
 @click.option("--grad-norms", is_flag=True, help="Record each layer's gradient norm per epoch (grad_norms.png).")
-@click.option("--nproc-per-node", type=click.IntRange(min=1), default=1, show_default=True,
+@click.option("--nproc-per-node", type=click.IntRange(min=1, max=MAX_NPROC), default=1, show_default=True,
               help="Data-parallel processes on this machine (re-launches through torchrun).")
 @click.option("-q", "--quiet", is_flag=True, help="No progress output; print only the summary.")
 @click.pass_context
@@ -103,24 +104,31 @@ def train(ctx: click.Context, spec: Path | None, **params: Any) -> None:
     netspec train --resume runs/lenet/20250101-120000
     torchrun --nproc-per-node 8 -m netspec train specs/resnet18.yaml
     """
+    from netspec.errors import TrainingError
+
     overrides = _collect_overrides(params)
     nproc = params.pop("nproc_per_node")
-    if nproc > 1 and "WORLD_SIZE" not in os.environ:
-        from netspec.runtime.distributed import relaunch
-
-        sys.exit(relaunch(nproc, ["train", *_without_nproc(ctx.meta.get("netspec.args", []))]))
     if spec is None and params["resume"] is None:
         raise click.UsageError("give a SPEC to train, or --resume RUN_DIR")
     if spec is not None and params["resume"] is not None:
-        raise click.UsageError("--resume takes the spec from the run folder; give either SPEC or --resume (overrides may be added)")
+        raise click.UsageError("--resume takes the spec from the run folder; give either SPEC or --resume (and --epochs to train longer)")
+    if params["out"] is not None and not params["out"].strip():
+        raise TrainingError("--out: empty folder name; give the run folder to create")
 
     from netspec.runtime.train import RunOptions, train as run_train
 
     options = RunOptions(
         device=params["device"], amp=params["amp"], channels_last=params["channels_last"], compile=params["compile_"],
-        deterministic=params["deterministic"], out=params["out"], resume=params["resume"], data_dir=params["data_dir"],
+        deterministic=params["deterministic"], out=Path(params["out"]) if params["out"] is not None else None,
+        resume=params["resume"], data_dir=params["data_dir"],
         kfold=params["kfold"], grad_norms=params["grad_norms"], quiet=params["quiet"], threads=params["threads"],
     )
+    if nproc > 1 and "WORLD_SIZE" not in os.environ:
+        from netspec.runtime.distributed import relaunch
+        from netspec.runtime.train import precheck
+
+        precheck(spec, overrides, options, nproc)  # errors once, here, not once per process after the launch
+        sys.exit(relaunch(nproc, ["train", *_without_nproc(ctx.meta.get("netspec.args", []))]))
     result = run_train(spec, overrides, options)
     if int(os.environ.get("RANK", 0)) == 0:
         _print_summary(result)

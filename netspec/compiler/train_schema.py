@@ -12,12 +12,13 @@ from collections.abc import Mapping
 from typing import Annotated, Any, Literal, Optional, Union
 
 import yaml
-from pydantic import BeforeValidator, Field, ValidationError, model_validator
+from pydantic import BeforeValidator, ConfigDict, Field, ValidationError, model_validator
 
 from netspec.compiler.schema_base import Model
 from netspec.errors import Diagnostic, SpecError
 
 DATASETS = ("fashion_mnist", "mnist", "csv", "synthetic_regression")
+MAX_RATE = 1e6  # lr, weight_decay, grad_clip: anything above is a typo, and overflows float32 state
 OPTIMIZERS = ("sgd", "adam", "adamw")
 SCHEDULES = ("constant", "step", "cosine", "onecycle")
 
@@ -38,7 +39,13 @@ def _or_name(names: tuple[str, ...]) -> Any:
     return extra
 
 
-class DatasetSpec(Model):
+class _Train(Model):
+    """A model of the train section: inf/nan are refused (they would only fail mid-run)."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True, allow_inf_nan=False)
+
+
+class DatasetSpec(_Train):
     """Where the examples come from."""
 
     name: Literal[DATASETS] = "fashion_mnist"  # type: ignore[valid-type]
@@ -57,34 +64,94 @@ class DatasetSpec(Model):
         return self
 
 
-class OptimizerSpec(Model):
+class OptimizerSpec(_Train):
     """The optimiser and its hyper-parameters (momentum is SGD's only)."""
 
     name: Literal[OPTIMIZERS] = "sgd"  # type: ignore[valid-type]
-    lr: float = Field(0.1, gt=0)
+    lr: float = Field(0.1, gt=0, le=MAX_RATE)
     momentum: float = Field(0.0, ge=0, lt=1, description="sgd only")
-    weight_decay: float = Field(0.0, ge=0)
+    weight_decay: float = Field(0.0, ge=0, le=MAX_RATE)
 
 
-class ScheduleSpec(Model):
+class ScheduleSpec(_Train):
     """How the learning rate changes over the run (updated every step)."""
 
     name: Literal[SCHEDULES] = "constant"  # type: ignore[valid-type]
     step_size: int = Field(10, gt=0, description="step: epochs between decays")
     gamma: float = Field(0.1, gt=0, description="step: decay factor")
-    warmup: float = Field(0.0, ge=0, description="epochs of linear warm-up from 0 (constant, step, cosine)")
-    min_lr: float = Field(0.0, ge=0, description="cosine: the learning rate reached at the end")
+    warmup: float = Field(0.0, ge=0, le=100_000, description="epochs of linear warm-up from 0 (constant, step, cosine)")
+    min_lr: float = Field(0.0, ge=0, le=MAX_RATE, description="cosine: the learning rate reached at the end")
     pct_start: float = Field(0.3, gt=0, lt=1, description="onecycle: fraction of the run spent rising to lr")
 
 
-class AdversarialSpec(Model):
+class AdversarialSpec(_Train):
     """FGSM adversarial training: each batch is replaced by its FGSM perturbation with this eps."""
 
     eps: float = Field(gt=0, le=1)
     mix: float = Field(0.5, ge=0, le=1, description="fraction of each batch that is adversarial")
 
 
-class TrainConfig(Model):
+class RandomCropSpec(_Train):
+    """Zero-pad, then crop back at a random offset."""
+
+    padding: int = Field(4, ge=0, le=1024)
+
+
+class HorizontalFlipSpec(_Train):
+    """Mirror left-right with probability p."""
+
+    p: float = Field(0.5, ge=0, le=1)
+
+
+class RandomErasingSpec(_Train):
+    """Fill a random rectangle (Zhong et al. 2017); scale is a fraction of the image's area."""
+
+    p: float = Field(0.5, ge=0, le=1)
+    scale: tuple[float, float] = (0.02, 0.33)
+    ratio: tuple[float, float] = (0.3, 3.3)
+    value: float = 0.0
+    tries: int = Field(10, ge=1, le=1000)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> "RandomErasingSpec":
+        if not 0 < self.scale[0] <= self.scale[1] <= 1:
+            raise ValueError(f"scale must satisfy 0 < scale[0] <= scale[1] <= 1, got {list(self.scale)}")
+        if not 0 < self.ratio[0] <= self.ratio[1] <= 1e3:
+            raise ValueError(f"ratio must satisfy 0 < ratio[0] <= ratio[1] <= 1000, got {list(self.ratio)}")
+        return self
+
+
+def _step_mapping(value: Any) -> Any:
+    """`horizontal_flip` is short for `{horizontal_flip: {}}`; `{name: null}` means default params."""
+    if isinstance(value, str):
+        return {value: {}}
+    if isinstance(value, Mapping):
+        return {k: ({} if v is None else v) for k, v in value.items()}
+    return value
+
+
+class AugmentStep(_Train):
+    """One augmentation: a one-key mapping {name: params} (or just its name). The runtime
+    (torch) implements them; their parameters are checked here so `netspec check` sees them."""
+
+    random_crop: Optional[RandomCropSpec] = None
+    horizontal_flip: Optional[HorizontalFlipSpec] = None
+    random_erasing: Optional[RandomErasingSpec] = None
+
+    @model_validator(mode="after")
+    def _one(self) -> "AugmentStep":
+        if len(self.model_fields_set) != 1:
+            raise ValueError(f"each augmentation is one name or one {{name: params}} mapping; known: {', '.join(type(self).model_fields)}")
+        return self
+
+    def as_item(self) -> dict[str, dict[str, Any]]:
+        """{name: params} as `netspec.runtime.augment.build_augment` takes it (defaults filled in)."""
+        (name,) = self.model_fields_set
+        params = getattr(self, name).model_dump()
+        return {name: {k: list(v) if isinstance(v, tuple) else v for k, v in params.items()}}
+
+
+class TrainConfig(_Train):
     """Training hyper-parameters; the zoo carries the textbook's.
 
     `lr`, `momentum` and `weight_decay` are shorthands: when given they replace the
@@ -99,17 +166,17 @@ class TrainConfig(Model):
     optimizer: Annotated[OptimizerSpec, BeforeValidator(_named), Field(json_schema_extra=_or_name(OPTIMIZERS))] = Field(
         default_factory=OptimizerSpec, description="sgd, adam, adamw, or {name:, lr:, momentum:, weight_decay:}"
     )
-    lr: Optional[float] = Field(None, gt=0, description="shorthand for optimizer.lr")
+    lr: Optional[float] = Field(None, gt=0, le=MAX_RATE, description="shorthand for optimizer.lr")
     momentum: Optional[float] = Field(None, ge=0, lt=1, description="shorthand for optimizer.momentum")
-    weight_decay: Optional[float] = Field(None, ge=0, description="shorthand for optimizer.weight_decay")
+    weight_decay: Optional[float] = Field(None, ge=0, le=MAX_RATE, description="shorthand for optimizer.weight_decay")
     schedule: Annotated[ScheduleSpec, BeforeValidator(_named), Field(json_schema_extra=_or_name(SCHEDULES))] = Field(
         default_factory=ScheduleSpec, description="learning-rate schedule: constant, step, cosine, onecycle (or a mapping)"
     )
     loss: Literal["cross_entropy", "mse"] = Field("cross_entropy", description="cross_entropy (classes) or mse")
-    grad_clip: Optional[float] = Field(None, gt=0, description="clip the global gradient norm to this")
+    grad_clip: Optional[float] = Field(None, gt=0, le=MAX_RATE, description="clip the global gradient norm to this")
     seed: int = Field(0, ge=0, le=2**62, description="seeds weights, data order, dropout and augmentation")
     resize: Optional[int] = Field(None, gt=0, le=4096, description="resize images to resize×resize")
-    augment: list[Union[str, dict[str, Optional[dict[str, Any]]]]] = Field(
+    augment: list[Annotated[AugmentStep, BeforeValidator(_step_mapping)]] = Field(
         default_factory=list, description="training-only, per batch: e.g. [{random_crop: {padding: 4}}, horizontal_flip]"
     )
     val_fraction: float = Field(0.0, ge=0, lt=1, description="hold out this fraction of the training set for validation")
@@ -203,6 +270,7 @@ def _message(err: Mapping[str, Any], overrides: Mapping[str, Any]) -> str:
         message += f" (got {err['input']!r})"
     if named is None:
         return f"train.{dotted}: {message}" if dotted else message
-    where = f"--{named.replace('_', '-')}" if "." not in named else f"--set {named}"
+    # only top-level fields have options of their own; any other name came through --set
+    where = f"--{named.replace('_', '-')}" if named in TrainConfig.model_fields else f"--set {named}"
     inner = dotted[len(named) + 1 :]
     return f"{where}: {inner + ': ' if inner else ''}{message}"

@@ -109,7 +109,15 @@ def _load(cfg: TrainConfig, data_dir: str | os.PathLike[str] | None, spec_dir: P
         if not path.is_absolute() and spec_dir is not None and not path.exists():
             path = spec_dir / path
         return D.load_csv(path, ds.target or "", task=ds.task, seed=cfg.seed)
+    check_data_dir(data_dir)
     return D.load_dataset(ds.name, data_dir)
+
+
+def check_data_dir(data_dir: str | os.PathLike[str] | None) -> None:
+    """A --data-dir that is not a folder is a typo; looking elsewhere instead would hide it."""
+    if data_dir is not None and not Path(data_dir).expanduser().is_dir():
+        what = "is not a folder" if Path(data_dir).expanduser().exists() else "no such folder"
+        raise DataError(f"--data-dir {data_dir}: {what}")
 
 
 def _fit_to_input(splits: D.Splits, cfg: TrainConfig, input_shape: tuple[int, ...]) -> tuple[tuple[int, int] | None, bool]:
@@ -180,6 +188,8 @@ def prepare_data(
         test_x, test_y = test_x[: cfg.test_limit], test_y[: cfg.test_limit]
     if len(train_x) == 0:
         raise DataError(f"{splits.name}: no training examples")
+    if len(test_x) == 0:  # every test metric would be nan
+        raise DataError(f"{splits.name}: the test split is empty ({len(splits.train_x)} training rows, 0 test rows); give it more rows")
     return Prepared(
         splits.name, splits.task, splits.classes, train_x, train_y, val_x, val_y, test_x, test_y, input_shape, size, reshape
     )

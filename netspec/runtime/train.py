@@ -16,8 +16,11 @@ from __future__ import annotations
 import math
 import os
 import statistics
+import sys
+import tempfile
 import time
-from collections.abc import Mapping
+from contextlib import contextmanager
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -38,7 +41,7 @@ from netspec.runtime.augment import Augment, build_augment
 from netspec.runtime.data import Batches, kfold_indices
 from netspec.runtime.device import DeviceSetup, pick_device, setup as setup_device, to_device
 from netspec.runtime.optim import build_optimizer, build_scheduler, loss_function
-from netspec.runtime.prepare import Prepared, load_test_split, prepare_data
+from netspec.runtime.prepare import Prepared, check_data_dir, load_test_split, prepare_data
 from netspec.runtime.progress import Progress
 
 __all__ = [
@@ -110,6 +113,20 @@ def resolve(
     return loaded, build_graph(loaded), cfg, tree
 
 
+RUN_FILES = (SPEC_FILE, ckpt.CHECKPOINT, ckpt.WEIGHTS, metrics.METRICS, metrics.SUMMARY, metrics.CURVES, metrics.GRAD_NORMS)
+_HEADER = "# resolved by netspec train"
+
+
+@contextmanager
+def writing(path: Path, note: str = "") -> Iterator[None]:
+    """Turn an OSError while writing `path` (a read-only folder, a directory in the way, a full
+    disk) into one line naming the file; `note` says what was kept."""
+    try:
+        yield
+    except OSError as exc:
+        raise TrainingError(f"{path}: cannot write ({exc.strerror or exc}){note}") from None
+
+
 def _new_run_dir(name: str) -> Path:
     base = Path("runs") / name / datetime.now().strftime("%Y%m%d-%H%M%S")
     for i in range(1, 1000):
@@ -119,25 +136,67 @@ def _new_run_dir(name: str) -> Path:
             return candidate
         except FileExistsError:
             continue
+        except OSError as exc:
+            raise TrainingError(f"cannot create the run folder {candidate} ({exc.strerror or exc}); give a writable one with --out") from None
     raise TrainingError(f"cannot create a run folder under {base.parent}")
 
 
-def _prepare_run_dir(options: RunOptions, name: str, tree: dict[str, Any], source: str) -> Path:
+def _is_unfinished_run(folder: Path) -> bool:
+    """A run folder of ours in which no epoch completed (safe to start again in)."""
+    try:
+        names = {p.name for p in folder.iterdir()}
+        header = (folder / SPEC_FILE).read_text(encoding="utf-8", errors="replace")[: len(_HEADER)]
+    except OSError:
+        return False
+    return header == _HEADER and ckpt.CHECKPOINT not in names and names <= set(RUN_FILES)
+
+
+def check_out_folder(out: Path) -> None:
+    """Refuse an --out that would overwrite something: a run (use --resume) or a folder of the user's own files."""
+    if str(out).strip() == "":
+        raise TrainingError("--out: empty folder name; give the run folder to create")
+    if out.exists() and not out.is_dir():
+        raise TrainingError(f"--out {out}: is a file, not a folder")
+    if (out / ckpt.CHECKPOINT).exists():
+        raise TrainingError(f"--out {out}: already holds a run; use --resume {out} to continue it, or another folder")
+    if out.is_dir() and any(out.iterdir()) and not _is_unfinished_run(out):
+        raise TrainingError(f"--out {out}: folder is not empty and not a netspec run folder; give a new folder (or --resume RUN_DIR to continue a run)")
+
+
+def check_writable(run_dir: Path) -> None:
+    """Before training: every file the run writes can be written (no directory in its place,
+    the folder accepts files), so a finished run is never lost to a write error."""
+    for name in RUN_FILES:
+        if (run_dir / name).is_dir():
+            raise TrainingError(f"{run_dir / name}: is a directory; the run writes a file there (move it away)")
+    try:
+        probe = tempfile.NamedTemporaryFile(dir=run_dir, prefix=".netspec-probe-")
+        probe.close()
+    except OSError as exc:
+        raise TrainingError(f"{run_dir}: cannot write in the run folder ({exc.strerror or exc})") from None
+
+
+def _spec_text(tree: dict[str, Any], source: str) -> str:
+    return f"{_HEADER} from {source} (command-line overrides applied)\n" + yaml.safe_dump(tree, sort_keys=False, allow_unicode=True)
+
+
+def _prepare_run_dir(options: RunOptions, name: str, tree: dict[str, Any], source: str, write_spec: bool = True) -> Path:
     run_dir = options.resume or options.out
     if run_dir is None:
         run_dir = _new_run_dir(name)
     elif options.resume is None:
-        if (Path(run_dir) / ckpt.CHECKPOINT).exists():
-            raise TrainingError(f"--out {run_dir}: already holds a run; use --resume {run_dir} to continue it, or another folder")
+        check_out_folder(Path(run_dir))
         try:
             Path(run_dir).mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise TrainingError(f"--out {run_dir}: cannot create ({exc.strerror or exc})") from None
-    text = f"# resolved by netspec train from {source} (command-line overrides applied)\n" + yaml.safe_dump(
-        tree, sort_keys=False, allow_unicode=True
-    )
-    ckpt.atomic_write(Path(run_dir) / SPEC_FILE, lambda f: f.write(text.encode()))
-    return Path(run_dir)
+    run_dir = Path(run_dir)
+    check_writable(run_dir)
+    if write_spec:
+        text = _spec_text(tree, source)
+        with writing(run_dir / SPEC_FILE):
+            ckpt.atomic_write(run_dir / SPEC_FILE, lambda f: f.write(text.encode()))
+    return run_dir
 
 
 # ------------------------------------------------------------------ evaluation
@@ -210,8 +269,7 @@ class _Trainer:
     def __init__(self, graph: Graph, cfg: TrainConfig, data: Prepared, setup: DeviceSetup, ctx: dist.DistContext, options: RunOptions) -> None:
         from netspec.api import compile as compile_model
 
-        if cfg.batch_size % ctx.world_size:
-            raise TrainingError(f"batch_size {cfg.batch_size} does not split evenly over {ctx.world_size} processes")
+        _check_batch_split(cfg, ctx.world_size)
         self.cfg, self.setup, self.ctx, self.options = cfg, setup, ctx, options
         self.device = setup.device
         self.data = self._place(data)
@@ -229,7 +287,7 @@ class _Trainer:
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=setup.needs_scaler)
         self.loss_fn = loss_function(cfg, self.data.num_classes)
         try:
-            self.augment: Augment = build_augment(cfg.augment) if self.data.is_image else Augment()
+            self.augment: Augment = build_augment([step.as_item() for step in cfg.augment]) if self.data.is_image else Augment()
         except ValueError as exc:
             raise SpecError([Diagnostic(None, f"train.augment: {exc}")]) from None
         if cfg.augment and not self.data.is_image:
@@ -450,10 +508,14 @@ def _fit(
         if run_dir is not None:
             state = trainer.state()  # a collective: every rank takes part
             if ctx.is_main:
-                ckpt.save_checkpoint(run_dir / ckpt.CHECKPOINT, state)
-                ckpt.save_weights(trainer.model, run_dir / ckpt.WEIGHTS)
+                kept = f"; the last good checkpoint is epoch {trainer.epoch - 1}" if trainer.epoch > 1 else ""
+                with writing(run_dir / ckpt.CHECKPOINT, kept):
+                    ckpt.save_checkpoint(run_dir / ckpt.CHECKPOINT, state)
+                with writing(run_dir / ckpt.WEIGHTS):
+                    ckpt.save_weights(trainer.model, run_dir / ckpt.WEIGHTS)
                 assert log is not None
-                log.append(row)
+                with writing(log.path):
+                    log.append(row)
         progress.end_epoch(row, cfg.epochs)
     return trainer.history
 
@@ -526,10 +588,7 @@ def train(
     options = options or RunOptions()
     wall = time.perf_counter()
     if options.resume is not None:
-        if options.kfold:
-            raise TrainingError("--resume and --kfold do not go together (k-fold runs keep no checkpoints)")
-        if not (Path(options.resume) / SPEC_FILE).is_file():
-            raise TrainingError(f"--resume {options.resume}: not a run folder (no {SPEC_FILE})")
+        _check_resume(options, overrides or {})
         spec = Path(options.resume) / SPEC_FILE
     if spec is None:
         raise TrainingError("give a spec, or --resume RUN_DIR")
@@ -545,41 +604,124 @@ def train(
         dist.shutdown()
 
 
+def _write_results(run_dir: Path, model: nn.Module, graph: Graph, cfg: TrainConfig, history: list[dict[str, Any]], summary: dict[str, Any], options: RunOptions) -> None:
+    """After training, weights first, pictures last: a failed picture never costs the weights."""
+    if cfg.solver == "closed_form":
+        with writing(run_dir / ckpt.WEIGHTS):
+            ckpt.save_weights(model, run_dir / ckpt.WEIGHTS)
+    kept = f"; the trained weights are in {run_dir / ckpt.WEIGHTS}"
+    if cfg.solver == "closed_form":
+        with writing(run_dir / metrics.METRICS, kept):
+            metrics.MetricsLog(run_dir).rewrite(history)
+    with writing(run_dir / metrics.SUMMARY, kept):
+        metrics.write_json(run_dir / metrics.SUMMARY, summary)
+    with writing(run_dir / metrics.CURVES, kept):
+        metrics.plot_curves(history, run_dir / metrics.CURVES, title=graph.name)
+    if options.grad_norms:
+        with writing(run_dir / metrics.GRAD_NORMS, kept):
+            metrics.plot_grad_norms(history, run_dir / metrics.GRAD_NORMS, title=f"{graph.name}: gradient norm per layer")
+
+
+def _check_batch_split(cfg: TrainConfig, world_size: int) -> None:
+    if cfg.batch_size % world_size:
+        raise TrainingError(
+            f"batch_size {cfg.batch_size} does not split evenly over {world_size} processes; give a multiple of {world_size} with --batch-size"
+        )
+
+
+def precheck(
+    spec: str | os.PathLike[str] | LoadedSpec | None, overrides: Mapping[str, Any] | None, options: RunOptions, world_size: int
+) -> None:
+    """What `train` would refuse, checked before launching `world_size` processes for it:
+    the spec, the overrides, resume rules, --out, --data-dir and the batch split."""
+    overrides = overrides or {}
+    if options.resume is not None:
+        _check_resume(options, overrides)
+        spec = Path(options.resume) / SPEC_FILE
+    if spec is None:
+        raise TrainingError("give a spec, or --resume RUN_DIR")
+    _, _, cfg, _ = resolve(spec, overrides)
+    _check_batch_split(cfg, world_size)
+    if options.out is not None:
+        check_out_folder(Path(options.out))
+    if cfg.dataset.name in ("fashion_mnist", "mnist"):
+        check_data_dir(options.data_dir)
+
+
+def _check_resume(options: RunOptions, overrides: Mapping[str, Any]) -> None:
+    """A resume continues the run exactly as its spec.yaml records it: only more epochs may be asked for."""
+    folder = Path(options.resume or "")
+    if options.kfold:
+        raise TrainingError("--resume and --kfold do not go together (k-fold runs keep no checkpoints)")
+    if options.out is not None:
+        raise TrainingError("--resume continues the run in its own folder; drop --out (copy the folder first to branch a run)")
+    other = [k for k in overrides if k != "epochs"]
+    if other:
+        named = ", ".join(f"--{k.replace('_', '-')}" if "." not in k else f"--set {k}" for k in other)
+        raise TrainingError(
+            f"--resume continues the run as its {SPEC_FILE} records it; only --epochs may be changed (to train longer), not {named}; "
+            "start a new run to change settings"
+        )
+    if not (folder / SPEC_FILE).is_file():
+        raise TrainingError(f"--resume {folder}: not a run folder (no {SPEC_FILE})")
+    if not (folder / ckpt.CHECKPOINT).exists():
+        raise TrainingError(f"--resume {folder}: no epoch of this run completed (no {ckpt.CHECKPOINT}); start it again")
+
+
+def _completed_epochs(state: Mapping[str, Any]) -> int | None:
+    try:
+        return int(state["epoch"])
+    except (KeyError, TypeError, ValueError):
+        return None  # Trainer.load reports the damage
+
+
 def _train(loaded: LoadedSpec, graph: Graph, cfg: TrainConfig, tree: dict[str, Any], ctx: dist.DistContext, device: torch.device, options: RunOptions, wall: float) -> TrainResult:
     setup = setup_device(device, options.amp, options.channels_last, options.deterministic)
     data = prepare_data(cfg, options.data_dir, input_shape=graph.input_shape, spec_dir=Path(loaded.path).parent)
     _check_output(graph, data, cfg)
     if cfg.solver == "closed_form" and options.kfold:
         raise TrainingError("--kfold trains by SGD; drop it or use solver: sgd")
+    _check_batch_split(cfg, ctx.world_size)  # before a run folder is made
+    state: dict[str, Any] | None = None
+    rewrite_spec = True
+    if options.resume is not None:
+        state = ckpt.load_checkpoint(options.resume)
+        done = _completed_epochs(state)
+        if done is not None and cfg.epochs < done:
+            raise TrainingError(f"--epochs {cfg.epochs}: this run already completed {done} epochs; give more to train longer")
+        recorded = with_overrides(loaded.raw.get("train") if isinstance(loaded.raw, Mapping) else None, {})[0]
+        rewrite_spec = cfg.epochs != recorded.epochs  # spec.yaml changes only by what will run
     run_dir = None
     if options.save and ctx.is_main:
-        run_dir = _prepare_run_dir(options, graph.name, tree, loaded.path)
+        run_dir = _prepare_run_dir(options, graph.name, tree, loaded.path, write_spec=rewrite_spec)
     run_dir = dist.broadcast_object(run_dir, ctx) if options.save else None
     if run_dir is not None and ctx.is_main and options.resume is None:
-        metrics.MetricsLog(run_dir).rewrite([])
+        with writing(run_dir / metrics.METRICS):
+            metrics.MetricsLog(run_dir).rewrite([])
     progress = Progress(enabled=ctx.is_main and not options.quiet, bar=options.bar)
     if options.kfold:
         return _kfold(graph, cfg, data, setup, ctx, options, progress, run_dir, wall)
 
     trainer = _Trainer(graph, cfg, data, setup, ctx, options)
     if options.resume is not None:
+        assert state is not None
         source = str(Path(options.resume) / ckpt.CHECKPOINT)
-        for warning in trainer.load(ckpt.load_checkpoint(options.resume), source):
+        for warning in trainer.load(state, source):
             progress.message(f"warning: {warning}")
         if ctx.is_main and run_dir is not None:
-            metrics.MetricsLog(run_dir).rewrite(trainer.history)
+            with writing(run_dir / metrics.METRICS):
+                metrics.MetricsLog(run_dir).rewrite(trainer.history)
         progress.message(f"resuming {run_dir} after epoch {trainer.epoch} of {cfg.epochs}")
-    with progress:
-        history = _closed_form(trainer) if cfg.solver == "closed_form" else _fit(trainer, progress, run_dir)
+    try:
+        with progress:
+            history = _closed_form(trainer) if cfg.solver == "closed_form" else _fit(trainer, progress, run_dir)
+    except KeyboardInterrupt:
+        if run_dir is not None and ctx.is_main and (run_dir / ckpt.CHECKPOINT).exists():
+            print(f"resume with: netspec train --resume {run_dir}", file=sys.stderr, flush=True)
+        raise
     summary = _summary(graph, cfg, trainer, history, time.perf_counter() - wall, run_dir)
     if run_dir is not None and ctx.is_main:
-        if cfg.solver == "closed_form":
-            ckpt.save_weights(trainer.model, run_dir / ckpt.WEIGHTS)
-            metrics.MetricsLog(run_dir).rewrite(history)
-        metrics.write_json(run_dir / metrics.SUMMARY, summary)
-        metrics.plot_curves(history, run_dir / metrics.CURVES, title=graph.name)
-        if options.grad_norms:
-            metrics.plot_grad_norms(history, run_dir / metrics.GRAD_NORMS, title=f"{graph.name}: gradient norm per layer")
+        _write_results(run_dir, trainer.model, graph, cfg, history, summary, options)
     dist.barrier(ctx)
     return TrainResult(trainer.model, history, summary, run_dir, cfg)
 
@@ -608,8 +750,10 @@ def _kfold(graph: Graph, cfg: TrainConfig, data: Prepared, setup: DeviceSetup, c
         kfold=k, folds=results, **{f"{key}_mean": statistics.fmean(values), f"{key}_std": statistics.stdev(values) if k > 1 else 0.0}
     )
     if run_dir is not None and ctx.is_main:
-        metrics.MetricsLog(run_dir).rewrite(history)
-        metrics.write_json(run_dir / metrics.SUMMARY, summary)
+        with writing(run_dir / metrics.METRICS):
+            metrics.MetricsLog(run_dir).rewrite(history)
+        with writing(run_dir / metrics.SUMMARY):
+            metrics.write_json(run_dir / metrics.SUMMARY, summary)
     return TrainResult(trainer.model, history, summary, run_dir, cfg)
 
 

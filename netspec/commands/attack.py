@@ -149,13 +149,9 @@ def attack(spec: Path, weights: Path | None, eps_values: tuple[str, ...], method
     netspec attack specs/lenet.yaml -w runs/lenet/<run> --eps 0,0.05,0.1
     netspec attack runs/lenet/<run> --method pgd
     """
-    if spec.is_dir():  # a run folder, as `netspec eval` takes it: its spec.yaml and its weights
-        from netspec.runtime.train import SPEC_FILE
+    from netspec.commands.train import resolve_run_folder
 
-        weights = weights or spec
-        spec = spec / SPEC_FILE
-    if weights is None:
-        raise click.UsageError("-w/--weights RUN_DIR (or a .safetensors file) is required unless SPEC is a run folder")
+    spec, weights = resolve_run_folder(spec, weights, "-w/--weights")
     eps = parse_eps(eps_values)
     if method is None:
         method = "pgd" if steps is not None or alpha is not None else "fgsm"

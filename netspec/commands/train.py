@@ -80,6 +80,16 @@ def _without_nproc(args: list[str]) -> list[str]:
     return out
 
 
+def resolve_run_folder(spec: Path, weights: Path | None, option: str) -> tuple[Path, Path]:
+    """SPEC may be a run folder: then it means the run's spec.yaml, and its weights by default."""
+    if spec.is_dir():
+        weights = weights or spec
+        spec = spec / "spec.yaml"
+    if weights is None:
+        raise click.UsageError(f"{option} RUN_DIR (or a .safetensors file) is required unless SPEC is a run folder")
+    return spec, weights
+
+
 @click.command("train", cls=_KeepArgs)
 @click.argument("spec", required=False, type=click.Path(path_type=Path))
 @_override_options
@@ -187,11 +197,7 @@ def eval_(spec: Path, weights: Path | None, split: str, as_json: bool, **params:
     netspec eval runs/lenet/20250101-120000
     """
     overrides = _collect_overrides(params)
-    if spec.is_dir():
-        weights = weights or spec
-        spec = spec / "spec.yaml"
-    if weights is None:
-        raise click.UsageError("--weights RUN_DIR (or a .safetensors file) is required unless SPEC is a run folder")
+    spec, weights = resolve_run_folder(spec, weights, "--weights")
 
     from netspec.runtime.train import RunOptions, evaluate_spec
 

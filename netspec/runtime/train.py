@@ -543,7 +543,7 @@ def _check_output(graph: Graph, data: Prepared, cfg: TrainConfig) -> None:
     out = tuple(graph.output_shape)
     if data.task == "classification":
         if out != (data.num_classes,):
-            raise TrainingError(f"the network outputs {'×'.join(map(str, out))} values per example but {data.name} has {data.num_classes} classes")
+            raise TrainingError(f"the network outputs {'×'.join(map(str, out))} values per example but {data.name} has {data.num_classes} class{'es' * (data.num_classes != 1)}")
     elif out != tuple(data.train_y.shape[1:]):
         raise TrainingError(f"the network outputs {'×'.join(map(str, out))} values per example but {data.name} has {data.train_y.shape[1]} targets")
 

@@ -227,7 +227,10 @@ def test_shape_error_in_a_user_block_points_into_the_block_and_names_the_instanc
     )
     loc, message = one_error(text)
     assert loc == at(text, "{op: conv2d, name: c")
-    assert message == "conv2d 'd2.c': input 4×3×3 is smaller than kernel 4 (floor((3 + 2·0 - 1·(4-1) - 1)/1) + 1 = 0)"
+    assert message == (
+        "conv2d 'd2.c': input 4×3×3 is smaller than kernel 4 (floor((3 + 2·0 - 1·(4-1) - 1)/1) + 1 = 0)"
+        f" (in block 'down' called at line {at(text, '{op: down, name: d2}').line})"
+    )
 
 
 # --------------------------------------------------------------------------- merges and kinds of input

@@ -300,7 +300,16 @@ class Expander:
             report_at=env.report_at or (where if block.builtin else None),
             names={INPUT: inputs[0]},
         )
-        return self.sequence(block.raw["layers"], inner)
+        if block.builtin:
+            return self.sequence(block.raw["layers"], inner)  # errors are already reported at the call
+        try:
+            return self.sequence(block.raw["layers"], inner)
+        except SpecError as exc:  # an error in a block's body: say which call it came from
+            call = f" (in block {model.op!r} called at line {where.line})" if where else ""
+            raise SpecError(
+                [Diagnostic(d.location, d.message if "(in block" in d.message or "calls itself" in d.message else d.message + call)
+                 for d in exc.diagnostics]
+            ) from None
 
     def bind(self, block: Block, args: dict[str, Any], item: YDict, env: Env, where: Location | None) -> dict[str, Any]:
         """Check a call's arguments against the block's parameters; return all values."""

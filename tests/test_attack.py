@@ -18,11 +18,7 @@ from netspec.cli import main
 from netspec.runtime import data as D
 from netspec.runtime.attack import evaluate_attack, fgsm_perturb, pgd_perturb
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "fashion-mnist"
-needs_shared = pytest.mark.skipif(
-    not all((SHARED / f).is_file() for f in D.DATASETS["fashion_mnist"].files.values()),
-    reason=f"real Fashion-MNIST files not present in {SHARED}",
-)
+from shared_data import FASHION_MNIST as SHARED, needs_fashion_mnist as needs_shared  # noqa: E402
 
 MLP = """
 name: tiny_mlp

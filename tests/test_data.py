@@ -15,12 +15,7 @@ from netspec.errors import DataError
 from netspec.runtime import augment as A
 from netspec.runtime import data as D
 
-SHARED = Path(__file__).parents[2] / "shared" / "data" / "fashion-mnist"
-FILES = list(D.DATASETS["fashion_mnist"].files.values())
-needs_shared = pytest.mark.skipif(
-    not all((SHARED / f).is_file() for f in FILES),
-    reason=f"real Fashion-MNIST files not present in {SHARED}",
-)
+from shared_data import FASHION_MNIST as SHARED, FILES, needs_fashion_mnist as needs_shared  # noqa: E402
 
 
 # --------------------------------------------------------------------------- helpers

@@ -29,10 +29,7 @@ from netspec.runtime.optim import lr_factor
 from netspec.runtime.prepare import prepare_data
 from netspec.runtime.train import RunOptions, evaluate, train
 
-DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "fashion-mnist"
-needs_data = pytest.mark.skipif(
-    not (DATA / "train-images-idx3-ubyte.gz").is_file(), reason=f"real Fashion-MNIST not found in {DATA}"
-)
+from shared_data import FASHION_MNIST as DATA, needs_fashion_mnist as needs_data  # noqa: E402
 
 SOFTMAX = """
 name: softmax_regression

@@ -520,23 +520,23 @@ def test_division_by_zero_is_an_error_not_a_crash() -> None:
 @pytest.mark.parametrize(
     "expr,kind",
     [
-        ("__import__('os').system('true')", "Call"),
-        ("open('/etc/passwd')", "Call"),
-        ("n.real", "Attribute"),
-        ("n.__class__", "Attribute"),
-        ("n ** 2", "BinOp"),
-        ("(lambda: 1)()", "Call"),
-        ("[x for x in c]", "ListComp"),
-        ("{'a': 1}", "Dict"),
-        ("c[0:1]", "Slice"),
-        ("n << 40", "BinOp"),
+        ("__import__('os').system('true')", "calls are not supported"),
+        ("open('/etc/passwd')", "calls are not supported"),
+        ("n.real", "attribute access is not supported"),
+        ("n.__class__", "attribute access is not supported"),
+        ("n ** 2", "the operator ** is not supported"),
+        ("(lambda: 1)()", "calls are not supported"),
+        ("[x for x in c]", "comprehensions are not supported"),
+        ("{'a': 1}", "dicts are not supported"),
+        ("c[0:1]", "slices are not supported"),
+        ("n << 40", "the operator << is not supported"),
     ],
 )
 def test_expression_language_refuses_python(expr: str, kind: str) -> None:
     text = block_with("${" + expr + "}")
     loc, message = one_error(text)
     assert loc == at(text, '"${')
-    assert f"unsupported syntax {kind}" in message
+    assert kind in message
 
 
 @pytest.mark.parametrize("expr", ["10000000 * 10000000", "1e308 * 10", "n * 1000000000000"])

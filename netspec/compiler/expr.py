@@ -120,7 +120,24 @@ def _eval(node: ast.AST, env: dict[str, Any], text: str) -> Any:
         if len(node.elts) > 64:
             raise ExprError(f"list too long in {text!r}")
         return [_eval(e, env, text) for e in node.elts]
-    raise ExprError(f"unsupported syntax {type(node).__name__} in {text!r}")
+    raise ExprError(f"{_describe(node)} not supported in {text!r} ({_SUPPORTED})")
+
+
+_SUPPORTED = "expressions take numbers, strings, lists, + - * / // %, comparisons, and/or/not, if-else, indexing"
+_OPERATORS = {ast.Pow: "**", ast.LShift: "<<", ast.RShift: ">>", ast.BitAnd: "&", ast.BitOr: "|", ast.BitXor: "^", ast.MatMult: "@"}
+_KINDS = {
+    ast.Attribute: "attribute access is", ast.Call: "calls are", ast.Lambda: "lambdas are", ast.Dict: "dicts are",
+    ast.Slice: "slices are", ast.ListComp: "comprehensions are", ast.GeneratorExp: "comprehensions are",
+    ast.SetComp: "comprehensions are", ast.DictComp: "comprehensions are", ast.Set: "sets are",
+}
+
+
+def _describe(node: ast.AST) -> str:
+    if isinstance(node, ast.BinOp):
+        return f"the operator {_OPERATORS.get(type(node.op), type(node.op).__name__)} is"
+    if isinstance(node, ast.UnaryOp):
+        return "the operator ~ is"
+    return _KINDS.get(type(node), f"{type(node).__name__} is")
 
 
 def substitute(value: Any, env: dict[str, Any]) -> Any:

@@ -200,11 +200,21 @@ class ParamDecl(Model):
     doc: str = ""
 
 
+def _param_json(schema: dict[str, Any]) -> None:
+    as_mapping = dict(schema)
+    schema.clear()
+    schema["anyOf"] = [as_mapping, {"type": "string", "enum": ["int", "float", "bool", "str", "ints"]}]
+
+
+# `out: int` is short for `out: {type: int}` (one schema, so one message per mistake)
+Param = Annotated[ParamDecl, BeforeValidator(lambda v: {"type": v} if isinstance(v, str) else v), Field(json_schema_extra=_param_json)]
+
+
 class BlockDef(Model):
     """A parameterised block written in YAML: `$name` and `${expr}` refer to its parameters."""
 
     description: str = ""
-    params: dict[TypeName, Union[ParamType, ParamDecl]] = Field(default_factory=dict)
+    params: dict[TypeName, Param] = Field(default_factory=dict)
     layers: Annotated[list[LayerItem], Field(min_length=1, max_length=MAX_LAYERS_PER_LIST)]
 
 
@@ -259,6 +269,8 @@ def diagnostics_from(exc: ValidationError, raw: Any, filename: str, prefix: tupl
         if err["type"] == "missing":
             where, _, field = where.rpartition(".")
             message = f"missing required key {field!r}"
+        elif err["type"] in ("model_type", "model_attributes_type", "dict_type"):  # not "instance of TrainConfig"
+            message = f"expected a mapping, got {err.get('input')!r}"[:200]
         elif err["type"] in ("union_tag_invalid", "union_tag_not_found"):
             message = f"expected a layer: an op name or a mapping with an 'op' key, got {err.get('input')!r}"
         text = f"{where}: {message}" if where else message

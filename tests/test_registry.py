@@ -96,3 +96,36 @@ def test_the_json_schema_knows_registered_ops() -> None:
     from netspec.compiler.schema import json_schema
 
     assert "SpaceToDepthLayer" in json_schema()["$defs"]
+
+
+def test_ops_from_installed_plugins_are_found_when_a_spec_names_them(monkeypatch) -> None:
+    """A package's `netspec.ops` entry point is loaded the first time a spec names an op
+    nobody knows; then the spec validates and compiles."""
+    import importlib.metadata
+
+    def register_plugin_ops() -> None:
+        registry.register(
+            OpDef(name="plugin_double", params=NoParams, shape=lambda a, ins: ins[0], family="activation",
+                  label=lambda a: "×2", doc="doubles its input",
+                  torch=lambda a, ins: __import__("torch").nn.Identity())
+        )
+
+    class EntryPoint:
+        name = "demo"
+
+        def load(self):
+            return register_plugin_ops
+
+    looked: list[str] = []
+
+    def fake_entry_points(group: str):
+        looked.append(group)
+        return [EntryPoint()]
+
+    monkeypatch.setattr(importlib.metadata, "entry_points", fake_entry_points)
+    monkeypatch.setattr(registry, "_plugins_loaded", False)
+    known = "name: k\ninput: [2]\nlayers: [relu]\n"
+    netspec.build_graph(netspec.load("k.yaml", text=known))
+    assert looked == []  # specs of known ops never scan installed packages
+    graph = netspec.build_graph(netspec.load("p.yaml", text="name: p\ninput: [2]\nlayers: [plugin_double]\n"))
+    assert looked == ["netspec.ops"] and graph.node("0").op == "plugin_double"

@@ -80,10 +80,26 @@ def _load() -> None:
     _loaded = True
     import netspec.compiler.ops  # noqa: F401  (registers the built-in ops)
 
+
+_plugins_loaded = False
+
+
+def load_plugins() -> bool:
+    """Register the ops of installed `netspec.ops` entry points (once); True if any came.
+
+    Called only when a spec names an op nobody knows (and for the JSON Schema): scanning
+    installed packages' metadata costs tens of milliseconds that `netspec check` need not pay.
+    """
+    global _plugins_loaded
+    if _plugins_loaded:
+        return False
+    _plugins_loaded = True
     from importlib.metadata import entry_points
 
+    before = version()
     for entry in entry_points(group="netspec.ops"):
         entry.load()()
+    return version() != before
 
 
 def ops() -> dict[str, OpDef]:

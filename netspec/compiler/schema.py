@@ -323,7 +323,10 @@ def validate_spec(raw: Any, filename: str, prelude_blocks: set[str]) -> Spec:
     ensure_current()
     diagnostics: list[Diagnostic] = []
     blocks = raw.get("blocks") if isinstance(raw.get("blocks"), dict) else {}
-    diagnostics += unknown_op_diagnostics(raw, set(blocks) | prelude_blocks, filename)
+    unknown = unknown_op_diagnostics(raw, set(blocks) | prelude_blocks, filename)
+    if unknown and registry.load_plugins():  # an installed plugin may define them
+        return validate_spec(raw, filename, prelude_blocks)
+    diagnostics += unknown
     for name in blocks:
         if name in STRUCTURAL_OPS or registry.get(name) is not None:
             where = raw["blocks"].key_locs.get(name) if isinstance(raw["blocks"], YDict) else None
@@ -376,6 +379,7 @@ def json_schema() -> dict[str, Any]:
     block call's `op` is any name except a built-in one (so a built-in layer is checked
     against its own schema only, and the layer union's `oneOf` has one match).
     """
+    registry.load_plugins()
     ensure_current()
     schema = Spec.model_json_schema(by_alias=True)
     builtins = sorted(set(registry.ops()) | set(STRUCTURAL_OPS))

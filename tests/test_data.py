@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 from netspec.errors import DataError
 from netspec.runtime import augment as A
 from netspec.runtime import data as D
+from netspec.runtime import batching as B
 
 from shared_data import FASHION_MNIST as SHARED, FILES, needs_fashion_mnist as needs_shared  # noqa: E402
 
@@ -293,13 +294,13 @@ def test_iterate_batches_covers_every_index_once():
     x = torch.arange(103)
     y = x * 10
     g = torch.Generator().manual_seed(3)
-    batches = list(D.iterate_batches(x, y, 16, shuffle=True, generator=g))
+    batches = list(B.iterate_batches(x, y, 16, shuffle=True, generator=g))
     assert [len(b) for b, _ in batches] == [16] * 6 + [7]
     seen = torch.cat([b for b, _ in batches])
     assert torch.equal(seen.sort().values, x) and not torch.equal(seen, x)
     assert all(torch.equal(yb, xb * 10) for xb, yb in batches)
-    assert len(list(D.iterate_batches(x, y, 16, drop_last=True))) == 6
-    assert torch.equal(torch.cat([b for b, _ in D.iterate_batches(x, y, 16, shuffle=False)]), x)
+    assert len(list(B.iterate_batches(x, y, 16, drop_last=True))) == 6
+    assert torch.equal(torch.cat([b for b, _ in B.iterate_batches(x, y, 16, shuffle=False)]), x)
 
 
 @settings(max_examples=60, deadline=None)
@@ -310,12 +311,12 @@ def test_shard_matches_single_process(n, b, world, drop_last, seed):
 
     def run(batch, rank, ws):
         g = torch.Generator().manual_seed(seed)
-        return [xb for xb, _ in D.iterate_batches(x, x, batch, True, g, drop_last, rank, ws)]
+        return [xb for xb, _ in B.iterate_batches(x, x, batch, True, g, drop_last, rank, ws)]
 
     single = run(b * world, 0, 1)
     ranks = [run(b, r, world) for r in range(world)]
     assert len({len(r) for r in ranks}) == 1  # every rank takes the same number of steps
-    assert len(ranks[0]) == D.num_batches(n, b, drop_last, world)
+    assert len(ranks[0]) == B.num_batches(n, b, drop_last, world)
     for t, steps in enumerate(zip(*ranks)):
         assert len({len(s) for s in steps}) == 1  # equal per-rank batch sizes
         joined = torch.cat(steps)
@@ -328,15 +329,15 @@ def test_shard_matches_single_process(n, b, world, drop_last, seed):
 
 
 def test_shard_slices_and_validation():
-    assert D.shard(10, 0, 2) == slice(0, 5) and D.shard(10, 1, 2) == slice(5, 10)
-    assert D.shard(7, 2, 3) == slice(4, 6)
+    assert B.shard(10, 0, 2) == slice(0, 5) and B.shard(10, 1, 2) == slice(5, 10)
+    assert B.shard(7, 2, 3) == slice(4, 6)
     with pytest.raises(ValueError):
-        D.shard(10, 2, 2)
+        B.shard(10, 2, 2)
 
 
 def test_batches_epochs_are_reproducible_and_differ():
     x = torch.arange(50)
-    a, b = D.Batches(x, x, 8, seed=1), D.Batches(x, x, 8, seed=1)
+    a, b = B.Batches(x, x, 8, seed=1), B.Batches(x, x, 8, seed=1)
     e0, e1 = [torch.cat([xb for xb, _ in a]) for _ in range(2)]
     assert len(a) == 7 and not torch.equal(e0, e1)
     b.set_epoch(1)
@@ -344,16 +345,16 @@ def test_batches_epochs_are_reproducible_and_differ():
 
 
 def test_train_val_split_and_kfold_partition():
-    tr, va = D.train_val_split(100, 0.2, seed=0)
+    tr, va = B.train_val_split(100, 0.2, seed=0)
     assert len(va) == 20 and torch.equal(torch.cat([tr, va]).sort().values, torch.arange(100))
-    folds = D.kfold_indices(23, 5, seed=1)
+    folds = B.kfold_indices(23, 5, seed=1)
     vals = torch.cat([v for _, v in folds])
     assert torch.equal(vals.sort().values, torch.arange(23))
     assert sorted(len(v) for _, v in folds) == [4, 4, 5, 5, 5]
     for t, v in folds:
         assert torch.equal(torch.cat([t, v]).sort().values, torch.arange(23))
     with pytest.raises(ValueError):
-        D.kfold_indices(3, 5)
+        B.kfold_indices(3, 5)
 
 
 # --------------------------------------------------------------------------- augment

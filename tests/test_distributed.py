@@ -19,7 +19,8 @@ import torch
 from safetensors.torch import load_file
 
 from netspec.runtime.distributed import DistContext
-from netspec.runtime.train import RunOptions, _part, train
+from netspec.runtime.evaluation import part as _part
+from netspec.runtime.train import RunOptions, train
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -24,6 +24,7 @@ from netspec.compiler.schema import json_schema
 from netspec.compiler.train_schema import ScheduleSpec, TrainConfig, with_overrides
 from netspec.errors import SpecError, TrainingError
 from netspec.runtime import data as D
+from netspec.runtime import batching as B
 from netspec.runtime.checkpoint import load_weights
 from netspec.runtime.optim import lr_factor
 from netspec.runtime.prepare import prepare_data
@@ -181,7 +182,7 @@ def test_trainer_step_matches_a_handwritten_loop(tmp_path):
     data = prepare_data(cfg)
     model = compile_spec(spec, seed=0)
     opt = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9, weight_decay=0.001)
-    batches = D.Batches(data.train_x, data.train_y, 32, shuffle=True, seed=0)
+    batches = B.Batches(data.train_x, data.train_y, 32, shuffle=True, seed=0)
     torch.manual_seed(1)
     for epoch in range(2):
         batches.set_epoch(epoch)
@@ -529,16 +530,16 @@ def test_a_failing_picture_keeps_the_weights_of_a_finished_run(tmp_path, monkeyp
 
 
 def test_interrupt_after_a_checkpoint_prints_how_to_resume(tmp_path, monkeypatch, capsys):
-    from netspec.runtime import train as T
+    from netspec.runtime.trainer import Trainer
 
-    real = T._Trainer.train_epoch
+    real = Trainer.train_epoch
 
     def interrupted_in_epoch_2(self, progress):
         if self.epoch == 1:
             raise KeyboardInterrupt
         return real(self, progress)
 
-    monkeypatch.setattr(T._Trainer, "train_epoch", interrupted_in_epoch_2)
+    monkeypatch.setattr(Trainer, "train_epoch", interrupted_in_epoch_2)
     run = tmp_path / "run"
     with pytest.raises(KeyboardInterrupt):
         train(write(tmp_path, TINY), {}, quiet(run))

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import math
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -74,27 +73,6 @@ def _out_dir(out: Path | None, weights: Path, spec_name: str) -> Path:
 
 def _classes(n: int) -> str:
     return f"{n} class" if n == 1 else f"{n} classes"
-
-
-def _check_writable(folder: Path, names: list[str]) -> None:
-    """Refuse before attacking (which may take minutes) when the results cannot be written:
-    a read-only folder, or an output name taken by a folder."""
-    for name in names:
-        if (folder / name).is_dir():
-            raise NetspecError(f"{folder / name}: is a folder; cannot write the attack's {name} there (choose another --out)")
-    try:
-        with tempfile.TemporaryFile(dir=folder, prefix=".attack-probe-"):
-            pass
-    except OSError as exc:
-        raise NetspecError(f"{folder}: cannot write the attack's results there ({exc.strerror or exc}); choose another --out") from None
-
-
-def _write(path: Path, write: Any) -> None:
-    """Run `write(path)`; an OSError (full disk, permissions changed meanwhile) becomes one line naming the file."""
-    try:
-        write(path)
-    except OSError as exc:
-        raise NetspecError(f"{path}: cannot write ({exc.strerror or exc})") from None
 
 
 def _print_table(result: Any, spec_name: str, seconds: float) -> None:
@@ -167,6 +145,7 @@ def attack(spec: Path, weights: Path | None, eps_values: tuple[str, ...], method
     from netspec.runtime.checkpoint import atomic_write, load_weights
     from netspec.runtime.device import pick_device
     from netspec.runtime.prepare import prepare_data
+    from netspec.runtime.run_dir import check_writable, writing
 
     loaded = load(spec)
     graph = build_graph(loaded)
@@ -183,7 +162,7 @@ def attack(spec: Path, weights: Path | None, eps_values: tuple[str, ...], method
     pixels = data.test_x.dim() == 4  # stored images: x/255, so [0, 1] bounds every input
     folder = _out_dir(out, weights, graph.name)
     keep = samples if pixels else 0
-    _check_writable(folder, ["attack.json", *(["attack.png"] if keep else []), "attack_curve.png"])
+    check_writable(folder, ["attack.json", *(["attack.png"] if keep else []), "attack_curve.png"])
 
     label = f"PGD-{steps}" if method == "pgd" else "FGSM"
     started = time.perf_counter()
@@ -198,14 +177,15 @@ def attack(spec: Path, weights: Path | None, eps_values: tuple[str, ...], method
     record = {"spec": str(spec), "weights": str(weights), "dataset": data.name, "device": str(torch_device),
               **result.to_json(), "seconds": round(seconds, 3)}
     text = (json.dumps(record, indent=2) + "\n").encode("utf-8")
-    _write(folder / "attack.json", lambda path: atomic_write(path, lambda f: f.write(text)))
+    with writing(folder / "attack.json"):
+        atomic_write(folder / "attack.json", lambda f: f.write(text))
     written = ["attack.json"]
     if result.samples is not None:
-        _write(folder / "attack.png", lambda path: plot_samples(
-            result.samples, data.classes, path, method=label, image_shape=data.test_x.shape[1:]))
+        with writing(folder / "attack.png"):
+            plot_samples(result.samples, data.classes, folder / "attack.png", method=label, image_shape=data.test_x.shape[1:])
         written.append("attack.png")
-    _write(folder / "attack_curve.png", lambda path: plot_curve(
-        result, path, title=f"{graph.name}: accuracy under {label} ({result.examples} examples)"))
+    with writing(folder / "attack_curve.png"):
+        plot_curve(result, folder / "attack_curve.png", title=f"{graph.name}: accuracy under {label} ({result.examples} examples)")
     written.append("attack_curve.png")
     _print_table(result, graph.name, seconds)
     click.echo(f"wrote {', '.join(str(folder / w) for w in written)}")

@@ -5,7 +5,7 @@ once into uint8 tensors and batched by indexing with a `torch.randperm` permutat
 per-sample Python, no DataLoader workers, and the whole set can live on the GPU. Images
 stay uint8 (4x smaller) and are turned into floats per batch with `to_float` (x/255, the
 textbook's `ToTensor`; no mean/std normalisation is applied).
-Batching, sharding and index splits live in batching.py (re-exported here).
+Batching, sharding and index splits live in batching.py.
 
 Every failure a user can cause (missing or corrupt files, bad CSV) is a `DataError` with
 one line naming the file and what is wrong.
@@ -31,17 +31,8 @@ import torch
 import torch.nn.functional as F
 
 from netspec.errors import DataError
-from netspec.runtime.batching import (  # noqa: F401 (re-exported: data's public API)
-    Batches,
-    iterate_batches,
-    kfold_indices,
-    num_batches,
-    shard,
-    train_val_split,
-)
 
 __all__ = [
-    "Batches",
     "DATASETS",
     "DEBIAN_FASHION_MNIST",
     "DatasetInfo",
@@ -50,17 +41,12 @@ __all__ = [
     "cache_dir",
     "download_dataset",
     "find_dataset",
-    "iterate_batches",
-    "kfold_indices",
     "load_csv",
     "load_dataset",
-    "num_batches",
     "read_idx",
     "resize",
-    "shard",
     "synthetic_regression",
     "to_float",
-    "train_val_split",
     "verify_md5",
 ]
 

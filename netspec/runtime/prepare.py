@@ -21,6 +21,7 @@ import torch
 from netspec.compiler.train_schema import TrainConfig
 from netspec.errors import DataError
 from netspec.runtime import data as D
+from netspec.runtime import batching as B
 
 __all__ = ["Prepared", "load_test_split", "prepare_data"]
 
@@ -179,7 +180,7 @@ def prepare_data(
         train_x, train_y = train_x[keep], train_y[keep]
     val_x = val_y = None
     if cfg.val_fraction > 0:
-        tr, va = D.train_val_split(len(train_x), cfg.val_fraction, cfg.seed)
+        tr, va = B.train_val_split(len(train_x), cfg.val_fraction, cfg.seed)
         if len(va) == 0 or len(tr) == 0:
             raise DataError(f"val_fraction {cfg.val_fraction} of {len(train_x)} examples leaves an empty split")
         train_x, train_y, val_x, val_y = train_x[tr], train_y[tr], train_x[va], train_y[va]

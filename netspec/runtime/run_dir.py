@@ -8,7 +8,7 @@ model.safetensors, checkpoint.pt [, grad_norms.png].
 from __future__ import annotations
 
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
@@ -85,17 +85,18 @@ def check_out_folder(out: Path) -> None:
         raise TrainingError(f"--out {out}: folder is not empty and not a netspec run folder; give a new folder (or --resume RUN_DIR to continue a run)")
 
 
-def check_writable(run_dir: Path) -> None:
-    """Before training: every file the run writes can be written (no directory in its place,
-    the folder accepts files), so a finished run is never lost to a write error."""
-    for name in RUN_FILES:
-        if (run_dir / name).is_dir():
-            raise TrainingError(f"{run_dir / name}: is a directory; the run writes a file there (move it away)")
+def check_writable(folder: Path, names: Iterable[str] = RUN_FILES) -> None:
+    """Before the work (training, an attack): every file it will write can be written (no
+    directory in its place, the folder accepts files), so finished work is never lost to a
+    write error."""
+    for name in names:
+        if (folder / name).is_dir():
+            raise TrainingError(f"{folder / name}: is a directory; netspec writes a file there (move it away or choose another --out)")
     try:
-        probe = tempfile.NamedTemporaryFile(dir=run_dir, prefix=".netspec-probe-")
+        probe = tempfile.NamedTemporaryFile(dir=folder, prefix=".netspec-probe-")
         probe.close()
     except OSError as exc:
-        raise TrainingError(f"{run_dir}: cannot write in the run folder ({exc.strerror or exc})") from None
+        raise TrainingError(f"{folder}: cannot write there ({exc.strerror or exc}); choose another --out") from None
 
 
 def _spec_text(tree: dict[str, Any], source: str) -> str:

@@ -30,21 +30,19 @@ from netspec.runtime import distributed as dist
 from netspec.runtime import metrics
 from netspec.runtime.batching import kfold_indices
 from netspec.runtime.device import DeviceSetup, pick_device, setup as setup_device
-from netspec.runtime.evaluation import evaluate, part as _part  # noqa: F401 (re-exported)
+from netspec.runtime.evaluation import evaluate
 from netspec.runtime.options import RunOptions
 from netspec.runtime.prepare import Prepared, check_data_dir, load_test_split, prepare_data
 from netspec.runtime.progress import Progress
 from netspec.runtime.resume import check_resume, load_resume_state
-from netspec.runtime.run_dir import (  # noqa: F401 (RUN_FILES, check_writable re-exported)
-    RUN_FILES,
+from netspec.runtime.run_dir import (
     SPEC_FILE,
     check_out_folder,
-    check_writable,
     prepare_run_dir,
     write_results,
     writing,
 )
-from netspec.runtime.trainer import GPU_DATA_FRACTION, Trainer, check_batch_split, closed_form, fit  # noqa: F401 (GPU_DATA_FRACTION re-exported)
+from netspec.runtime.trainer import Trainer, check_batch_split, closed_form, fit
 
 __all__ = [
     "RunOptions",
@@ -56,8 +54,6 @@ __all__ = [
     "resolve",
     "train",
 ]
-
-_Trainer = Trainer  # kept importable from here: tests patch its methods
 
 
 @dataclass

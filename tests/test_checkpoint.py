@@ -54,12 +54,7 @@ def tiny_spec(tmp_path: Path, examples: int = 256, epochs: int = 3, name: str = 
     return path
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def options(out: Path | None, **kw) -> RunOptions:

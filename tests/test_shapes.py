@@ -358,8 +358,9 @@ def test_residual_block_matches_d2l(c_in: int, c_out: int, stride: int) -> None:
     assert ("0.conv3" in graph) == (c_in != c_out or stride != 1)
 
 
-def test_a_skipped_layer_passes_its_input_through_under_its_name() -> None:
-    text = spec(
+def _skipping_block_spec() -> str:
+    """One block whose projection `when:` skips in the instance `same` and keeps in `wide`."""
+    return spec(
         "- {op: blk, name: same}\n- {op: blk, name: wide, c: 8}\n",
         (4, 5, 5),
         blocks="""\
@@ -371,6 +372,13 @@ def test_a_skipped_layer_passes_its_input_through_under_its_name() -> None:
             - {op: add, from: [main, proj]}
         """,
     )
+
+
+SKIPPING_BLOCK_SPEC = _skipping_block_spec()
+
+
+def test_a_skipped_layer_passes_its_input_through_under_its_name() -> None:
+    text = SKIPPING_BLOCK_SPEC
     graph = build(text)
     assert "same.proj" not in graph and "wide.proj" in graph
     [add_same] = [n for n in graph.ops() if n.op == "add" and n.scopes == ("same",)]
@@ -381,18 +389,7 @@ def test_a_skipped_layer_passes_its_input_through_under_its_name() -> None:
 
 
 def test_a_skipped_layer_keeps_its_position() -> None:
-    text = spec(
-        "- {op: blk, name: same}\n- {op: blk, name: wide, c: 8}\n",
-        (4, 5, 5),
-        blocks="""\
-        blk:
-          params: {c: {type: int, default: 4}}
-          layers:
-            - {op: conv2d, name: main, out: $c, kernel: 3, padding: 1}
-            - {op: conv2d, name: proj, from: input, out: $c, kernel: 1, when: "in_channels != c"}
-            - {op: add, from: [main, proj]}
-        """,
-    )
+    text = SKIPPING_BLOCK_SPEC
     graph = build(text)
     assert "same.2" in graph and "wide.2" in graph
 

@@ -21,6 +21,27 @@ def _zero(attrs: Attrs, inputs: list[Shape], output: Shape) -> int:
 
 
 @dataclass(frozen=True)
+class Saved:
+    """What autograd keeps of one op for its backward pass (training mode, per example).
+
+    `inputs`: indices of the node's inputs it saves; `output`: whether it saves its result;
+    `extra`: further tensors it makes and saves (a dropout mask, pooling indices), as
+    (elements, bytes per element or 0 for the activation dtype); `amp_weight`: elements of the
+    low-precision weight copy autocast makes and the op saves when its input needs a gradient.
+    Parameters and buffers are never counted (they are the weights). See compiler/memory.py.
+    """
+
+    inputs: tuple[int, ...] = ()
+    output: bool = False
+    extra: tuple[tuple[int, int], ...] = ()
+    amp_weight: int = 0
+
+
+def _saves_nothing(attrs: Attrs, inputs: list[Shape], output: Shape) -> Saved:
+    return Saved()
+
+
+@dataclass(frozen=True)
 class FunctionCall:
     """A torch function applied to a node's inputs (for merges), instead of a module.
 
@@ -50,6 +71,13 @@ class OpDef:
     min_inputs: int = 1
     max_inputs: int = 1
     has_weight: bool = False  # whether `init:` applies to it
+    # Work beyond the conv/linear multiply-accumulates, counted only by the opt-in "all"
+    # counting policy (netspec/compiler/counting.py): bias adds, norm, pooling, activations,
+    # as elementary operations per example. Default: none declared.
+    count_extra: Callable[[Attrs, list[Shape], Shape], int] = _zero
+    # The tensors autograd saves for backward (netspec/compiler/memory.py). Default: none.
+    saved: Callable[[Attrs, list[Shape], Shape], Saved] = _saves_nothing
+    view: bool = False  # the output shares its input's storage (flatten, identity)
 
 
 _OPS: dict[str, OpDef] = {}

@@ -4,7 +4,7 @@ from __future__ import annotations
 from typing import Any, Callable
 
 from netspec.compiler.ops.layers import NoParams
-from netspec.compiler.registry import Attrs, OpDef, register
+from netspec.compiler.registry import Attrs, OpDef, Saved, register
 from netspec.compiler.schema_base import Model, Number
 
 
@@ -33,6 +33,25 @@ _ACTIVATIONS = {
     "identity": ("Identity", NoParams, {}, "passes its input through"),
 }
 
+# What autograd saves for each (its derivative formula needs the result or the input; default
+# the input), and the "all" counting policy's work per element (default one operation).
+_SAVES_OUTPUT = {"relu", "sigmoid", "tanh", "softmax"}
+_WORK_PER_ELEMENT = {"identity": 0, "softmax": 3}  # softmax: exp, sum, divide
+
+
+def _numel(shape: tuple[int, ...]) -> int:
+    n = 1
+    for d in shape:
+        n *= d
+    return n
+
+
+def _saved(name: str) -> Any:
+    if name == "identity":
+        return lambda a, ins, out: Saved()
+    return lambda a, ins, out: Saved(output=True) if name in _SAVES_OUTPUT else Saved(inputs=(0,))
+
+
 for _name, (_cls, _params, _fixed, _doc) in _ACTIVATIONS.items():
     register(
         OpDef(
@@ -43,5 +62,8 @@ for _name, (_cls, _params, _fixed, _doc) in _ACTIVATIONS.items():
             family="activation" if _name != "identity" else "reshape",
             label=(lambda n: lambda a: n)(_name),
             doc=f"{_doc} (nn.{_cls}).",
+            count_extra=(lambda k: lambda a, ins, out: k * _numel(out))(_WORK_PER_ELEMENT.get(_name, 1)),
+            saved=_saved(_name),
+            view=_name == "identity",
         )
     )

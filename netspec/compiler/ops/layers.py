@@ -8,7 +8,7 @@ from __future__ import annotations
 import math
 from typing import Optional
 
-from netspec.compiler.registry import Attrs, OpDef, register
+from netspec.compiler.registry import Attrs, OpDef, Saved, register
 from netspec.compiler.schema_base import (
     Model,
     NonNegIntPair,
@@ -58,6 +58,8 @@ register(
         count_params=lambda a, ins, out: ins[0][0] * a["out"] + (a["out"] if a["bias"] else 0),
         count_macs=lambda a, ins, out: ins[0][0] * a["out"],
         has_weight=True,
+        count_extra=lambda a, ins, out: a["out"] if a["bias"] else 0,  # one add per output
+        saved=lambda a, ins, out: Saved(inputs=(0,), amp_weight=ins[0][0] * a["out"]),
     )
 )
 
@@ -135,6 +137,8 @@ register(
         count_params=lambda a, ins, out: _conv_weights(a, ins) + (a["out"] if a["bias"] else 0),
         count_macs=lambda a, ins, out: _conv_weights(a, ins) * out[1] * out[2],
         has_weight=True,
+        count_extra=lambda a, ins, out: math.prod(out) if a["bias"] else 0,  # one add per output
+        saved=lambda a, ins, out: Saved(inputs=(0,), amp_weight=_conv_weights(a, ins)),
     )
 )
 
@@ -193,6 +197,9 @@ for _name, _cls in (("maxpool", "MaxPool2d"), ("avgpool", "AvgPool2d")):
             family="pool",
             label=_pool_label(_name),
             doc=f"{'Max' if _name == 'maxpool' else 'Average'} pooling (nn.{_cls}): kernel, stride (default: kernel), padding, ceil_mode.",
+            count_extra=lambda a, ins, out: math.prod(out) * math.prod(pair(a["kernel"])),  # one per window element
+            saved=(lambda a, ins, out: Saved(inputs=(0,), extra=((math.prod(out), 8),)))  # + int64 indices
+            if _name == "maxpool" else (lambda a, ins, out: Saved(inputs=(0,))),
         )
     )
 
@@ -223,6 +230,8 @@ register(
         family="pool",
         label=lambda a: f"adaptive avgpool {_kxk(a['size'])}",
         doc="Adaptive average pooling (nn.AdaptiveAvgPool2d) to `size`.",
+        count_extra=lambda a, ins, out: math.prod(ins[0]),  # one add per input element
+        saved=lambda a, ins, out: Saved(inputs=(0,)),
     )
 )
 
@@ -240,6 +249,7 @@ register(
         family="pool",
         label=lambda a: "global avgpool",
         doc="Global average pooling to C×1×1 (nn.AdaptiveAvgPool2d((1, 1))); follow it with flatten.",
+        count_extra=lambda a, ins, out: math.prod(ins[0]),  # one add per input element
     )
 )
 
@@ -254,6 +264,7 @@ register(
         family="reshape",
         label=lambda a: "flatten",
         doc="Flatten C×H×W to features (nn.Flatten).",
+        view=True,
     )
 )
 
@@ -273,6 +284,7 @@ register(
         family="regularization",
         label=lambda a: f"dropout {a['p']}",
         doc="Dropout (nn.Dropout) with drop probability p; active only in training.",
+        saved=lambda a, ins, out: Saved(extra=((math.prod(out), 0),)),  # the scaled mask (CPU: activation dtype)
     )
 )
 
@@ -307,5 +319,7 @@ register(
         label=lambda a: "batchnorm",
         doc="Batch normalisation: nn.BatchNorm1d after features, nn.BatchNorm2d after images.",
         count_params=lambda a, ins, out: 2 * ins[0][0],
+        count_extra=lambda a, ins, out: 2 * math.prod(ins[0]),  # scale and shift (inference form)
+        saved=lambda a, ins, out: Saved(inputs=(0,), extra=((2 * ins[0][0], 4),)),  # + batch mean, inverse std
     )
 )

@@ -1,6 +1,7 @@
 """Merges of several inputs: element-wise add and channel concatenation."""
 from __future__ import annotations
 
+import math
 import operator
 
 from netspec.compiler.ops.layers import NoParams
@@ -35,6 +36,7 @@ register(
         family="merge",
         label=lambda a: "add",
         doc="Element-wise sum of two or more inputs of equal shape (residual connections).",
+        count_extra=lambda a, ins, out: (len(ins) - 1) * math.prod(out),
         min_inputs=2,
         max_inputs=64,
     )

@@ -1,0 +1,102 @@
+"""A static memory plan for training, without torch: weights, gradients, optimizer state and
+the activations autograd saves for backward, from each op's `OpDef.saved` rule.
+
+Saved tensors are counted once each: an op that saves its input and the op before it that
+saves its output keep the same tensor; views (`OpDef.view`: flatten, identity) share their
+input's storage. Parameters and buffers saved by an op are not activations (they are the
+weights). bf16 autocast (`amp="bf16"`) stores activations in 2 bytes and conv/linear also
+save a bf16 copy of their weight; parameters, gradients and optimizer state stay float32.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+from netspec.compiler import registry
+from netspec.compiler.graph import INPUT, Graph
+
+OPTIMIZER_STATES = {"sgd": 0, "momentum": 1, "adam": 2, "adamw": 2}  # float32 tensors per parameter
+AMP_BYTES = {None: 4, "bf16": 2, "fp16": 2}
+PARAM_BYTES = 4
+
+
+@dataclass(frozen=True)
+class MemoryPlan:
+    """Bytes for one training step at `batch` examples."""
+
+    batch: int
+    params_bytes: int
+    grads_bytes: int
+    optimizer_bytes: int
+    activations_bytes: int
+
+    @property
+    def total_bytes(self) -> int:
+        return self.params_bytes + self.grads_bytes + self.optimizer_bytes + self.activations_bytes
+
+    def as_dict(self) -> dict[str, int]:
+        return {**asdict(self), "total_bytes": self.total_bytes}
+
+
+def _storage_owner(graph: Graph) -> dict[str, str]:
+    """Each node -> the node whose output storage it uses (itself unless its op is a view)."""
+    owner: dict[str, str] = {}
+    for node in graph.nodes():
+        op = registry.get(node.op) if node.op != INPUT else None
+        owner[node.name] = owner[node.inputs[0]] if op is not None and op.view else node.name
+    return owner
+
+
+def saved_activation_bytes(graph: Graph, batch: int, amp: str | None = None) -> int:
+    """Bytes autograd holds for backward after one training-mode forward of `batch` examples.
+
+    The input batch counts when a first layer saves it (as torch does: conv and linear save
+    the data tensor even though it needs no gradient).
+    """
+    act = AMP_BYTES[amp]
+    owner = _storage_owner(graph)
+    kept: set[str] = set()
+    per_example = weight_copies = 0
+    for node in graph.nodes():
+        if node.op == INPUT:
+            continue
+        op = registry.get(node.op)
+        assert op is not None and node.shape is not None
+        in_shapes = [graph.node(i).shape for i in node.inputs]
+        saved = op.saved(node.attrs, in_shapes, node.shape)  # type: ignore[arg-type]
+        kept.update(owner[node.inputs[i]] for i in saved.inputs)
+        if saved.output:
+            kept.add(owner[node.name])
+        per_example += sum(n * (size or act) for n, size in saved.extra)
+        if amp and any(owner[i] != INPUT for i in node.inputs):  # only a weight gradient needs no copy
+            weight_copies += saved.amp_weight * act
+    per_example += sum(_numel(graph.node(n).shape) for n in kept) * act  # type: ignore[arg-type]
+    return batch * per_example + weight_copies
+
+
+def _numel(shape: tuple[int, ...]) -> int:
+    n = 1
+    for d in shape:
+        n *= d
+    return n
+
+
+def plan(graph: Graph, batch: int, optimizer: str = "sgd", amp: str | None = None) -> MemoryPlan:
+    """The memory plan of training `graph` at `batch` with `optimizer` (sgd, momentum, adam, adamw)."""
+    params = graph.total_params * PARAM_BYTES
+    return MemoryPlan(
+        batch=batch,
+        params_bytes=params,
+        grads_bytes=params,
+        optimizer_bytes=params * OPTIMIZER_STATES[optimizer],
+        activations_bytes=saved_activation_bytes(graph, batch, amp),
+    )
+
+
+def human(nbytes: int) -> str:
+    """1536 -> '1.5 KiB'."""
+    size = float(nbytes)
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB", "PiB"):
+        if size < 1024 or unit == "PiB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    return f"{nbytes} B"

@@ -14,7 +14,7 @@ from typing import Any
 
 import click
 
-from netspec.errors import Diagnostic, NetspecError, SpecError
+from netspec.errors import Diagnostic, Location, NetspecError, SpecError
 
 
 def fail(message: str, code: int = 2) -> None:
@@ -63,30 +63,45 @@ def main() -> None:
 
 
 # ------------------------------------------------------------------ check
-def _escape(text: str, *, property: bool = False) -> str:
-    """GitHub workflow-command escaping (messages: % CR LF; properties also : and ,)."""
-    text = text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
-    return text.replace(":", "%3A").replace(",", "%2C") if property else text
+def _size(what: str):  # type: ignore[no-untyped-def]
+    def convert(ctx: click.Context, param: click.Parameter, value: str | None) -> int | None:
+        if value is None:
+            return None
+        from netspec.compiler.budget import parse_size
 
+        try:
+            return parse_size(value.replace("_", ""), what)
+        except ValueError as exc:
+            raise click.BadParameter(str(exc)) from None
 
-def _github(d: Diagnostic) -> str:
-    if d.location is None:
-        return f"::error::{_escape(d.message)}"
-    loc = d.location
-    return f"::error file={_escape(loc.file, property=True)},line={loc.line},col={loc.col}::{_escape(d.message)}"
+    return convert
 
 
 @main.command()
 @click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
-@click.option("--format", "fmt", type=click.Choice(["text", "github", "json"]), default="text", show_default=True,
-              help="github: workflow annotations at the spec line; json: one object per file.")
+@click.option("--format", "fmt", type=click.Choice(["text", "github", "json", "sarif", "junit"]), default="text", show_default=True,
+              help="github: workflow annotations at the spec line; json: one object per file; sarif: SARIF 2.1.0"
+                   " (code scanning); junit: JUnit XML, one testcase per spec.")
 @click.option("-q", "--quiet", is_flag=True, help="Print only errors.")
-def check(paths: tuple[Path, ...], fmt: str, quiet: bool) -> None:
+@click.option("--max-params", metavar="N", callback=_size("a parameter count"), help="Fail when a spec has more parameters (25M, 1.5G, 25000000).")
+@click.option("--max-macs", metavar="N", callback=_size("a MAC count"), help="Fail when a spec needs more MACs (or --count flops) per example.")
+@click.option("--max-memory", metavar="SIZE", callback=_size("a memory size"),
+              help="Fail when training at --batch needs more memory (8GiB, 512MB): weights, gradients, optimizer state, saved activations.")
+@click.option("--batch", type=click.IntRange(min=1, max=10**9), default=None, help="Batch size for --max-memory (default: the spec's budget, else 1).")
+@click.option("--optimizer", type=click.Choice(["sgd", "momentum", "adam", "adamw"]), default=None, help="Optimizer state for --max-memory (default sgd).")
+@click.option("--count", "unit", type=click.Choice(["macs", "flops"]), default="macs", show_default=True, help="What --max-macs counts.")
+@click.option("--policy", type=click.Choice(["core", "all"]), default="core", show_default=True, help="core: conv/linear only; all: every op's work (docs/counting.md).")
+def check(paths: tuple[Path, ...], fmt: str, quiet: bool, max_params: int | None, max_macs: int | None, max_memory: int | None,
+          batch: int | None, optimizer: str | None, unit: str, policy: str) -> None:
     """Validate specs (files or folders, recursively) without running them.
 
-    Exit code 0 when every spec is valid, 2 when any has an error.
+    Budgets come from the options or a spec's `budget:` section (options win). Exit code 0
+    when every spec is valid and within budget, 1 when a valid spec crosses a budget, 2 when
+    any spec has an error.
     """
     from netspec.api import check as check_paths
+    from netspec.commands import check_report as report_fmt
+    from netspec.compiler.budget import Limits, problems
     from netspec.compiler.graph import Graph
 
     results = check_paths(paths)  # a missing path is reported like any invalid spec
@@ -94,33 +109,47 @@ def check(paths: tuple[Path, ...], fmt: str, quiet: bool) -> None:
         if fmt == "json":
             click.echo("[]")
         raise SpecError([Diagnostic(None, f"no .yaml specs found in {', '.join(map(str, paths))}")])
-    failed = 0
-    report = []
+    reports = []
     for path, result in results.items():
-        ok = isinstance(result, Graph)
-        failed += not ok
-        if fmt == "json":
-            entry: dict[str, Any] = {"file": str(path), "ok": ok}
-            if ok:
-                entry.update(layers=len(result) - 1, params=result.total_params, macs=result.total_macs)
-            else:
-                entry["errors"] = [
-                    {"message": d.message, **({"line": d.location.line, "col": d.location.col} if d.location else {})}
-                    for d in result
-                ]
-            report.append(entry)
-        elif ok:
-            if not quiet and fmt == "text":
-                layers = len(result) - 1
-                click.echo(f"ok  {path}  ({layers} layer{'s' * (layers != 1)}, {result.total_params:,} params)")
+        if isinstance(result, Graph):
+            limits = (result.limits or Limits()).override(
+                max_params=max_params, max_macs=max_macs, max_memory=max_memory, batch=batch, optimizer=optimizer, unit=unit, policy=policy
+            )
+            findings = [report_fmt.Finding(p.rule, p.level, p.message, p.location or Location(str(path), 1, 1)) for p in problems(result, limits)]
+            summary = {"layers": len(result) - 1, "params": result.total_params, "macs": result.total_macs}
+            reports.append(report_fmt.FileReport(path, True, findings, summary))
         else:
-            for d in result:
-                click.echo(_github(d) if fmt == "github" else str(d), err=fmt == "text")
+            findings = [report_fmt.Finding("spec-error", "error", d.message, d.location) for d in result]
+            reports.append(report_fmt.FileReport(path, False, findings, {}))
+    invalid = sum(not r.ok for r in reports)
+    over = sum(r.ok and r.failed for r in reports)
     if fmt == "json":
-        click.echo(json.dumps(report, indent=2))
-    elif not quiet and fmt == "text":
-        click.echo(f"{len(results) - failed} of {len(results)} specs valid", err=bool(failed))
-    sys.exit(2 if failed else 0)
+        click.echo(report_fmt.as_json(reports))
+    elif fmt == "sarif":
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            ours = version("netspec")
+        except PackageNotFoundError:
+            ours = "0"
+        click.echo(report_fmt.sarif(reports, ours))
+    elif fmt == "junit":
+        click.echo(report_fmt.junit(reports))
+    else:
+        for r in reports:
+            if r.ok and not r.failed and not quiet and fmt == "text":
+                layers = r.summary["layers"]
+                click.echo(f"ok  {r.path}  ({layers} layer{'s' * (layers != 1)}, {r.summary['params']:,} params)")
+            for f in r.findings:
+                if fmt == "github":
+                    click.echo(report_fmt.github(r, f))
+                elif f.level == "error" and not r.ok:
+                    click.echo(f"{f.location}: {f.message}" if f.location else f.message, err=True)
+                else:
+                    click.echo(f"{f.level}: {f.location}: {f.message}", err=True)
+        if not quiet and fmt == "text":
+            click.echo(f"{len(results) - invalid} of {len(results)} specs valid" + (f", {over} over budget" if over else ""), err=bool(invalid or over))
+    sys.exit(2 if invalid else 1 if over else 0)
 
 
 # ------------------------------------------------------------------ compile

@@ -65,6 +65,7 @@ class Graph:
     scopes: dict[str, Scope] = field(default_factory=dict)
     output: str = INPUT
     source: str = ""  # the spec file, for messages
+    limits: Any = None  # the spec's `budget:` as compiler.budget.Limits (None: no budget section)
     _nodes: dict[str, Node] = field(default_factory=dict, repr=False)
     _nx: Any = field(default=None, repr=False)
 

@@ -9,7 +9,7 @@ from netspec.compiler.graph import Graph
 from netspec.compiler.passes import run_passes
 from netspec.compiler.passes.expand import expand, prelude
 from netspec.compiler.schema import Spec, validate_spec
-from netspec.compiler.yaml_loader import load_yaml_file, load_yaml_text
+from netspec.compiler.yaml_loader import load_yaml_file, load_yaml_text, locate
 
 
 @dataclass
@@ -31,4 +31,10 @@ def load_spec(source: str | Path, *, text: str | None = None) -> LoadedSpec:
 
 def build_graph(loaded: LoadedSpec) -> Graph:
     """Expand blocks and run the passes (lint, shapes, counts)."""
-    return run_passes(expand(loaded.spec, loaded.raw, loaded.path))
+    graph = run_passes(expand(loaded.spec, loaded.raw, loaded.path))
+    if loaded.spec.budget is not None:
+        from netspec.compiler.budget import Limits
+
+        where = {k: locate(loaded.raw, ("budget", k)) for k in ("max_params", "max_macs", "max_memory")}
+        graph.limits = Limits.from_spec(loaded.spec.budget, where)
+    return graph

@@ -15,6 +15,7 @@ from pydantic_core import PydanticCustomError
 
 from netspec.compiler import registry
 from netspec.compiler.schema_base import _ALLOWED_KEYS, Model, did_you_mean, value_type
+from netspec.compiler.budget import BudgetSpec
 from netspec.compiler.train_schema import TrainConfig
 from netspec.compiler.yaml_loader import YDict, YList, locate
 from netspec.errors import Diagnostic, Location, SpecError
@@ -228,6 +229,7 @@ class Spec(Model):
     blocks: dict[TypeName, BlockDef] = Field(default_factory=dict)
     layers: Annotated[list[LayerItem], Field(min_length=1, max_length=MAX_LAYERS_PER_LIST)]
     train: Optional[TrainConfig] = None
+    budget: Optional[BudgetSpec] = Field(None, description="size limits `netspec check` enforces (docs/spec.md#budgets)")
 
     @field_validator("input")
     @classmethod

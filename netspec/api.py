@@ -63,6 +63,10 @@ def compile(spec: SpecLike, *, seed: int | None = None) -> "fx.GraphModule":
     from netspec.compiler.codegen.torch_fx import to_graph_module
 
     graph = build_graph(spec)
+    if torch.empty(0).device.type != "meta":  # a model on the meta device allocates nothing
+        from netspec.compiler.budget import require_weights_fit
+
+        require_weights_fit(graph, "the model")
     if seed is not None:
         torch.manual_seed(seed)
     return to_graph_module(graph)

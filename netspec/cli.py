@@ -158,17 +158,34 @@ def check(paths: tuple[Path, ...], fmt: str, quiet: bool, max_params: int | None
 @click.option("-o", "--output", type=click.Path(path_type=Path), help="Write model.py (standalone PyTorch source) or model.onnx.")
 @click.option("--depth", type=click.IntRange(min=0), help="Fold blocks nested deeper than this into one row.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
-def compile_(spec: Path, output: Path | None, depth: int | None, as_json: bool) -> None:
+@click.option("--memory", is_flag=True, help="Also print the training memory plan (weights, gradients, optimizer state, saved activations).")
+@click.option("--batch", type=click.IntRange(min=1, max=10**9), default=1, show_default=True, help="Batch size of the memory plan.")
+@click.option("--optimizer", type=click.Choice(["sgd", "momentum", "adam", "adamw"]), default="sgd", show_default=True, help="Optimizer state of the memory plan.")
+@click.option("--amp", type=click.Choice(["bf16", "fp16"]), default=None, help="Memory plan under autocast (activations in 2 bytes).")
+@click.option("--count", "unit", type=click.Choice(["macs", "flops"]), default="macs", show_default=True, help="Count MACs or FLOPs (2 per MAC).")
+@click.option("--policy", type=click.Choice(["core", "all"]), default="core", show_default=True,
+              help="core: conv/linear work only; all: also bias, norm, pooling, activations (docs/counting.md).")
+def compile_(spec: Path, output: Path | None, depth: int | None, as_json: bool, memory: bool, batch: int, optimizer: str,
+             amp: str | None, unit: str, policy: str) -> None:
     """Show the layer table of SPEC (shapes, parameters, MACs); with -o, write code."""
     from netspec.api import build_graph, summary
+    from netspec.commands.plan import memory_lines, with_counts
 
     graph = build_graph(spec)
     if output is not None:
         _write_output(graph, output)
     if as_json:
-        click.echo(json.dumps(summary(graph), indent=2))
+        data = with_counts(summary(graph), graph, unit, policy)
+        if memory:
+            from netspec.compiler.memory import plan
+
+            data["memory"] = plan(graph, batch, optimizer, amp).as_dict()
+        click.echo(json.dumps(data, indent=2))
         return
-    _print_table(graph, depth)
+    _print_table(graph, depth, unit, policy)
+    if memory:
+        for line in memory_lines(graph, batch, optimizer, amp):
+            click.echo(line)
     if output is not None:
         click.echo(f"wrote {output}")
 
@@ -176,10 +193,15 @@ def compile_(spec: Path, output: Path | None, depth: int | None, as_json: bool) 
 def _write_output(graph: Any, output: Path) -> None:
     from netspec.compiler.codegen.export import write
 
+    if output.suffix.lower() != ".py":  # model.py holds no weights; ONNX export builds the model
+        from netspec.compiler.budget import require_weights_fit
+
+        require_weights_fit(graph, f"writing {output.name}")
+
     write(graph, output)
 
 
-def _print_table(graph: Any, depth: int | None) -> None:
+def _print_table(graph: Any, depth: int | None, unit: str = "macs", policy: str = "core") -> None:
     from rich.console import Console
     from rich.table import Table
 
@@ -191,15 +213,19 @@ def _print_table(graph: Any, depth: int | None) -> None:
     table.add_column("op")
     table.add_column("output shape", justify="right")
     table.add_column("params", justify="right")
-    table.add_column("MACs", justify="right")
-    for row in rows(graph, depth):
+    from netspec.compiler.counting import Rule, node_count, total
+
+    rule = Rule(unit, policy)  # type: ignore[arg-type]
+    table.add_column(str(rule), justify="right")
+    for row in rows(graph, depth, lambda n: node_count(graph, n, rule.unit, rule.policy)):
         table.add_row(row.name, row.op, fmt(row.shape), f"{row.params:,}" if row.params else "-", f"{row.macs:,}" if row.macs else "-")
     console = Console(width=max(100, Console().width))
     console.print(table)
     mb = graph.total_params * 4 / 2**20
     console.print(f"total params: {graph.total_params:,} ({mb:.2f} MiB as float32)")
     console.print(f"trainable params: {graph.total_params:,}")
-    console.print(f"MACs per example: {graph.total_macs:,} ({_si(graph.total_macs)}); output {fmt(graph.output_shape)}")
+    counted = total(graph, rule.unit, rule.policy)
+    console.print(f"{rule} per example: {counted:,} ({_si(counted)}); output {fmt(graph.output_shape)}")
 
 
 def _si(count: int) -> str:

@@ -181,6 +181,12 @@ def require_weights_fit(graph: Graph, what: str, limit: int | None = None) -> No
         )
 
 
+def training_optimizer(optimizer: Any) -> str:
+    """The memory plan's name for a train section's optimizer (SGD with momentum keeps a buffer)."""
+    name = getattr(optimizer, "name", "sgd")
+    return "momentum" if name == "sgd" and getattr(optimizer, "momentum", 0) else name
+
+
 def require_training_fits(graph: Graph, batch: int, optimizer: str, amp: str | None = None, limit: int | None = None) -> None:
     """Refuse (exit 2) a training run whose estimated memory exceeds the limit, before allocating."""
     limit = available_memory() if limit is None else limit

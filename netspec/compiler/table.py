@@ -2,8 +2,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Callable
 
-from netspec.compiler.graph import Graph
+from netspec.compiler.graph import Graph, Node
 from netspec.compiler.shapes import Shape
 
 
@@ -17,9 +18,11 @@ class Row:
     depth: int
 
 
-def rows(graph: Graph, depth: int | None = None) -> list[Row]:
+def rows(graph: Graph, depth: int | None = None, count: Callable[[Node], int] | None = None) -> list[Row]:
     """One row per primitive op; with `depth`, blocks nested `depth` deep are folded into one
-    row each (0: every top-level block and named group is one row), as `netspec draw` does."""
+    row each (0: every top-level block and named group is one row), as `netspec draw` does.
+    `count` gives a node's MACs column (default its MACs; compiler/counting.py for others)."""
+    count = count or (lambda n: n.macs)
     out: list[Row] = []
     folded: dict[str, Row] = {}
     for node in graph.ops():
@@ -30,7 +33,7 @@ def rows(graph: Graph, depth: int | None = None) -> list[Row]:
             if row is None:
                 row = folded[scope] = Row(scope, graph.scopes[scope].kind, node.shape or (), 0, 0, depth)
                 out.append(row)
-            row.shape, row.params, row.macs = node.shape or (), row.params + node.params, row.macs + node.macs
+            row.shape, row.params, row.macs = node.shape or (), row.params + node.params, row.macs + count(node)
         else:
-            out.append(Row(node.name, node.op, node.shape or (), node.params, node.macs, len(block_scopes)))
+            out.append(Row(node.name, node.op, node.shape or (), node.params, count(node), len(block_scopes)))
     return out

@@ -146,6 +146,9 @@ def train(
     if spec is None:
         raise TrainingError("give a spec, or --resume RUN_DIR")
     loaded, graph, cfg, tree = resolve(spec, overrides)
+    from netspec.compiler.budget import require_training_fits, training_optimizer
+
+    require_training_fits(graph, cfg.batch_size, training_optimizer(cfg.optimizer), options.amp)  # before any allocation
     if options.threads is not None:
         torch.set_num_threads(options.threads)
     ctx = dist.env_context()

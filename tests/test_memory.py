@@ -1,0 +1,145 @@
+"""The static memory plan against a measurement, and the budgets that refuse before allocating.
+
+The truth for activations is what autograd itself saves: every tensor packed by
+`torch.autograd.graph.saved_tensors_hooks` during a real training-mode forward, counted once
+per storage, parameters and buffers left out (they are the weights).
+"""
+from __future__ import annotations
+
+import json
+import resource
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from click.testing import CliRunner
+
+import netspec
+from netspec.api import build_graph
+from netspec.cli import main
+from netspec.compiler.memory import plan, saved_activation_bytes
+from netspec.errors import NetspecError
+
+ROOT = Path(__file__).resolve().parents[1]
+ZOO = sorted((ROOT / "specs").glob("*.yaml"))
+IMAGENET = sorted((ROOT / "specs" / "imagenet").glob("*.yaml"))
+BATCH = 2  # batch norm needs more than one value per channel in training
+
+
+def measured_saved_bytes(model: torch.nn.Module, x: torch.Tensor, amp: str | None = None) -> int:
+    model.train()
+    weights = {t.untyped_storage().data_ptr() for t in [*model.parameters(), *model.buffers()]}
+    seen: dict[int, int] = {}
+
+    def pack(t: torch.Tensor) -> torch.Tensor:
+        storage = t.untyped_storage()
+        if storage.data_ptr() not in weights:
+            seen[storage.data_ptr()] = max(seen.get(storage.data_ptr(), 0), storage.nbytes())
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        if amp:
+            with torch.autocast("cpu", dtype=torch.bfloat16):
+                model(x)
+        else:
+            model(x)
+    return sum(seen.values())
+
+
+def _check(spec: Path, amp: str | None) -> None:
+    graph = build_graph(spec)
+    torch.manual_seed(0)
+    model = netspec.compile(graph, seed=0)
+    measured = measured_saved_bytes(model, torch.randn(BATCH, *graph.input_shape), amp)
+    estimate = saved_activation_bytes(graph, BATCH, amp)
+    assert measured > 0
+    assert abs(estimate - measured) <= 0.10 * measured, (spec.name, amp, estimate, measured)
+
+
+@pytest.mark.parametrize("amp", [None, "bf16"])
+@pytest.mark.parametrize("spec", ZOO, ids=lambda p: p.stem)
+def test_saved_activations_within_10_percent_of_autograd(spec: Path, amp: str | None) -> None:
+    torch.set_num_threads(1)
+    _check(spec, amp)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("spec", IMAGENET, ids=lambda p: p.stem)
+def test_saved_activations_imagenet_zoo(spec: Path) -> None:
+    _check(spec, None)
+
+
+def test_weights_gradients_and_optimizer_state_match_torch() -> None:
+    """Adam keeps exp_avg and exp_avg_sq; SGD with momentum one buffer: read them off a real step."""
+    graph = build_graph(ROOT / "specs" / "lenet.yaml")
+    model = netspec.compile(graph, seed=0)
+    weights = sum(p.numel() * p.element_size() for p in model.parameters())
+    for name, make in (("adam", lambda ps: torch.optim.Adam(ps)), ("momentum", lambda ps: torch.optim.SGD(ps, lr=0.1, momentum=0.9)),
+                       ("sgd", lambda ps: torch.optim.SGD(ps, lr=0.1))):
+        opt = make(model.parameters())
+        model(torch.randn(BATCH, *graph.input_shape)).sum().backward()
+        opt.step()
+        state = sum(t.numel() * t.element_size() for s in opt.state.values() for t in s.values() if torch.is_tensor(t) and t.dim() > 0)
+        grads = sum(p.grad.numel() * p.grad.element_size() for p in model.parameters())
+        p = plan(graph, BATCH, name)
+        assert (p.params_bytes, p.grads_bytes, p.optimizer_bytes) == (weights, grads, state), name
+        model.zero_grad(set_to_none=True)
+
+
+def test_compile_memory_json() -> None:
+    result = CliRunner().invoke(main, ["compile", str(ROOT / "specs" / "mlp.yaml"), "--json", "--memory", "--batch", "64", "--optimizer", "adam"])
+    assert result.exit_code == 0, result.output
+    memory = json.loads(result.stdout)["memory"]
+    assert set(memory) == {"batch", "params_bytes", "grads_bytes", "optimizer_bytes", "activations_bytes", "total_bytes"}
+    assert memory["total_bytes"] == sum(memory[k] for k in ("params_bytes", "grads_bytes", "optimizer_bytes", "activations_bytes"))
+    assert memory["optimizer_bytes"] == 2 * memory["params_bytes"]
+    text = CliRunner().invoke(main, ["compile", str(ROOT / "specs" / "mlp.yaml"), "--memory", "--batch", "64"])
+    assert "activations" in text.output and "saved for backward at batch 64" in text.output
+
+
+HUGE = "name: huge\ninput: [1000000]\nlayers: [{op: linear, out: 1000000, repeat: 9}]\n"  # 9e12 parameters
+
+
+def _max_rss_mib_after(args: list[str], env: dict[str, str] | None = None) -> tuple[subprocess.CompletedProcess, float]:
+    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    done = subprocess.run([sys.executable, "-m", "netspec", *args], capture_output=True, text=True, cwd=ROOT, env=env)
+    after = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    return done, max(after, before) / 1024
+
+
+def test_train_refuses_a_9e12_parameter_spec_before_allocating(tmp_path: Path) -> None:
+    spec = tmp_path / "huge.yaml"
+    spec.write_text(HUGE)
+    done, rss = _max_rss_mib_after(["train", str(spec), "--out", str(tmp_path / "run")])
+    assert done.returncode == 2, done.stderr
+    line = done.stderr.strip().splitlines()
+    assert len(line) == 1 and "needs an estimated" in line[0] and "available" in line[0] and "nothing was allocated" in line[0]
+    assert rss < 2048  # peak resident memory of the child: torch's import, no weights
+    assert not (tmp_path / "run").exists()
+
+
+def test_train_limit_is_configurable(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """NETSPEC_MEMORY_LIMIT=1MiB refuses LeNet (61,706 parameters: 493,648 bytes of weights and
+    gradients alone, plus the activations of a batch of 256)."""
+    import os
+
+    env = dict(os.environ, NETSPEC_MEMORY_LIMIT="1MiB")
+    done, _ = _max_rss_mib_after(["train", str(ROOT / "specs" / "lenet.yaml"), "--out", str(tmp_path / "run")], env)
+    assert done.returncode == 2 and "1.0 MiB available" in done.stderr, done.stderr
+
+
+def test_compile_refuses_weights_that_do_not_fit(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    spec = tmp_path / "huge.yaml"
+    spec.write_text(HUGE)
+    with pytest.raises(NetspecError, match="float32 weights"):
+        netspec.compile(spec)
+    with torch.device("meta"):  # nothing to allocate: allowed
+        assert sum(p.numel() for p in netspec.compile(spec).parameters()) == 9 * 1_000_000 * 1_000_001
+    result = CliRunner().invoke(main, ["compile", str(spec), "-o", str(tmp_path / "huge.onnx")])
+    assert result.exit_code == 2 and "float32 weights" in result.output and "Traceback" not in result.output
+    assert not (tmp_path / "huge.onnx").exists()
+    monkeypatch.setenv("NETSPEC_MEMORY_LIMIT", "100KB")
+    with pytest.raises(NetspecError, match="available"):
+        netspec.compile(ROOT / "specs" / "lenet.yaml")  # 246,824 bytes of weights

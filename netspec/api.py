@@ -1,12 +1,13 @@
-"""The Python API: `load`, `check`, `build_graph`, `compile`, `summary`, `draw`.
+"""The Python API: `load`, `check`, `build_graph`, `compile`, `summary`, `draw`, `diff`.
 
-Functions accept a spec path, a `LoadedSpec` or a `Graph`, so each can be given whatever the
-previous step produced. Only `compile` imports torch.
+Functions accept a spec as a path, YAML text (a string with a newline), a dict (the parsed
+YAML), a `LoadedSpec` or a `Graph`, so each can be given whatever the previous step produced
+or whatever a notebook has at hand. Only `compile` imports torch.
 """
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterable, Union
+from typing import TYPE_CHECKING, Any, Iterable, Mapping, Union
 
 from netspec.compiler.graph import Graph
 from netspec.compiler.pipeline import LoadedSpec, build_graph as _build_graph, load_spec
@@ -15,19 +16,37 @@ from netspec.errors import Diagnostic, NetspecError, SpecError
 if TYPE_CHECKING:
     from torch import fx
 
-SpecLike = Union[str, Path, LoadedSpec, Graph]
+    from netspec.compiler.diff import NetworkDiff
+
+SpecLike = Union[str, Path, Mapping[str, Any], LoadedSpec, Graph]
 
 
-def load(path: str | Path, *, text: str | None = None) -> LoadedSpec:
-    """Load and validate a spec (raises `SpecError` listing every problem)."""
-    return load_spec(path, text=text)
+def _is_text(spec: Any) -> bool:
+    return isinstance(spec, str) and "\n" in spec
+
+
+def load(spec: str | Path | Mapping[str, Any] | LoadedSpec, *, text: str | None = None) -> LoadedSpec:
+    """Load and validate a spec: a path, YAML text, or a dict (raises `SpecError` listing every problem).
+
+    `load("specs/lenet.yaml")`, `load("name: t\ninput: [4]\nlayers: [relu]\n")`,
+    `load({"name": "t", "input": [4], "layers": ["relu"]})`; `text=` names the text `spec`.
+    """
+    if isinstance(spec, LoadedSpec):
+        return spec
+    if isinstance(spec, Mapping):
+        import yaml
+
+        return load_spec("<dict>", text=yaml.safe_dump(dict(spec), sort_keys=False))
+    if text is None and _is_text(spec):
+        return load_spec("<text>", text=spec)  # type: ignore[arg-type]
+    return load_spec(spec, text=text)  # type: ignore[arg-type]
 
 
 def build_graph(spec: SpecLike) -> Graph:
-    """The shaped, counted graph IR of a spec."""
+    """The shaped, counted graph IR of a spec (path, YAML text, dict, LoadedSpec or Graph)."""
     if isinstance(spec, Graph):
         return spec
-    return _build_graph(spec if isinstance(spec, LoadedSpec) else load(spec))
+    return _build_graph(load(spec))
 
 
 def spec_files(paths: Iterable[str | Path]) -> list[Path]:
@@ -41,8 +60,15 @@ def spec_files(paths: Iterable[str | Path]) -> list[Path]:
     return found
 
 
-def check(paths: Iterable[str | Path] | str | Path) -> dict[Path, list[Diagnostic] | Graph]:
-    """Check files and folders; each file maps to its graph or its diagnostics."""
+def check(paths: Iterable[str | Path] | str | Path | Mapping[str, Any]) -> dict[Path, list[Diagnostic] | Graph]:
+    """Check files and folders (or one spec as YAML text or a dict, named `<text>`/`<dict>`);
+    each maps to its graph or its diagnostics. Never raises for a bad spec."""
+    if isinstance(paths, Mapping) or _is_text(paths):
+        name = Path("<dict>" if isinstance(paths, Mapping) else "<text>")
+        try:
+            return {name: build_graph(paths)}  # type: ignore[arg-type]
+        except SpecError as exc:
+            return {name: exc.diagnostics}
     if isinstance(paths, (str, Path)):
         paths = [paths]
     results: dict[Path, list[Diagnostic] | Graph] = {}
@@ -72,9 +98,14 @@ def compile(spec: SpecLike, *, seed: int | None = None) -> "fx.GraphModule":
     return to_graph_module(graph)
 
 
-def summary(spec: SpecLike) -> dict[str, Any]:
-    """The layer table as data: shapes (without the batch), parameters, MACs."""
+def summary(spec: SpecLike, *, batch: int | None = None, optimizer: str = "sgd", amp: str | None = None) -> dict[str, Any]:
+    """The layer table as data: shapes (without the batch), parameters, MACs; with `batch`,
+    also the training memory plan (`memory`: params, grads, optimizer, activations, total bytes)."""
     graph = build_graph(spec)
+    if batch is not None:
+        from netspec.compiler.memory import plan
+
+        return {**summary(graph), "memory": plan(graph, batch, optimizer, amp).as_dict()}
     return {
         "name": graph.name,
         "input_shape": list(graph.input_shape),
@@ -94,3 +125,15 @@ def draw(spec: SpecLike, path: str | Path, **options: Any) -> Path:
     from netspec.compiler.draw import render
 
     return render(build_graph(spec), Path(path), **options)
+
+
+def diff(a: SpecLike, b: SpecLike, *, count: str = "macs", policy: str = "core") -> "NetworkDiff":
+    """What changed from spec `a` to spec `b`: each may be a path, `"REV:path"` read from git,
+    YAML text, a dict or a graph. `.as_dict()` gives the JSON `netspec diff` prints;
+    `netspec.compiler.diff.markdown(d)` a PR comment."""
+    from netspec.compiler import diff as _diff
+
+    def side(spec: SpecLike) -> Any:  # a file or REV:path is read by diff itself
+        return spec if isinstance(spec, (str, Path)) and not _is_text(spec) else build_graph(spec)
+
+    return _diff.diff(side(a), side(b), unit=count, policy=policy)  # type: ignore[arg-type]

@@ -267,3 +267,12 @@ def test_pre_commit_hook_runs_on_spec_files_only() -> None:
     assert entry[:2] == ["netspec", "check"]
     done = subprocess.run([sys.executable, "-m", "netspec", *entry[1:], *matched], cwd=ROOT, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
+
+
+def test_budget_section_is_in_the_json_schema() -> None:
+    from netspec.compiler.schema import json_schema
+
+    validator = jsonschema.Draft202012Validator(json_schema())
+    assert not list(validator.iter_errors(yaml.safe_load(BUDGETED)))
+    assert list(validator.iter_errors(yaml.safe_load(MLP + "budget: {max_parms: 3}\n")))
+    assert list(validator.iter_errors(yaml.safe_load(MLP + "budget: {max_params: true}\n")))

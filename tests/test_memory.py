@@ -7,7 +7,6 @@ per storage, parameters and buffers left out (they are the weights).
 from __future__ import annotations
 
 import json
-import resource
 import subprocess
 import sys
 from pathlib import Path
@@ -102,11 +101,19 @@ def test_compile_memory_json() -> None:
 HUGE = "name: huge\ninput: [1000000]\nlayers: [{op: linear, out: 1000000, repeat: 9}]\n"  # 9e12 parameters
 
 
+_MEASURE = (
+    "import resource, subprocess, sys\n"
+    "done = subprocess.run([sys.executable, '-m', 'netspec', *sys.argv[1:]], capture_output=True, text=True)\n"
+    "sys.stderr.write(done.stderr)\n"
+    "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)\n"
+    "sys.exit(done.returncode)\n"
+)
+
+
 def _max_rss_mib_after(args: list[str], env: dict[str, str] | None = None) -> tuple[subprocess.CompletedProcess, float]:
-    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    done = subprocess.run([sys.executable, "-m", "netspec", *args], capture_output=True, text=True, cwd=ROOT, env=env)
-    after = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    return done, max(after, before) / 1024
+    """Run `netspec ARGS` under a fresh parent, so the peak resident memory is that child's alone."""
+    done = subprocess.run([sys.executable, "-c", _MEASURE, *args], capture_output=True, text=True, cwd=ROOT, env=env)
+    return done, int(done.stdout.strip().splitlines()[-1]) / 1024
 
 
 def test_train_refuses_a_9e12_parameter_spec_before_allocating(tmp_path: Path) -> None:

@@ -55,7 +55,7 @@ class LayerChange:
     @property
     def name(self) -> str:
         if self.status == "renamed":
-            return f"{self.before.name} -> {self.after.name}"
+            return f"{self.before.name} → {self.after.name}"
         return (self.after or self.before).name  # type: ignore[union-attr]
 
 

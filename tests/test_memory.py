@@ -123,7 +123,7 @@ def test_train_refuses_a_9e12_parameter_spec_before_allocating(tmp_path: Path) -
     assert done.returncode == 2, done.stderr
     line = done.stderr.strip().splitlines()
     assert len(line) == 1 and "needs an estimated" in line[0] and "available" in line[0] and "nothing was allocated" in line[0]
-    assert rss < 2048  # peak resident memory of the child: torch's import, no weights
+    assert rss < 1024  # peak resident memory of that child: torch's import (~270 MiB), no weights
     assert not (tmp_path / "run").exists()
 
 

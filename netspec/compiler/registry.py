@@ -37,8 +37,12 @@ class Saved:
     amp_weight: int = 0
 
 
-def _saves_nothing(attrs: Attrs, inputs: list[Shape], output: Shape) -> Saved:
-    return Saved()
+def _saves_inputs(attrs: Attrs, inputs: list[Shape], output: Shape) -> Saved:
+    """The default: most ops need their inputs for backward (an op that saves less says so)."""
+    return Saved(inputs=tuple(range(len(inputs))))
+
+
+SAVES_NOTHING = Saved()
 
 
 @dataclass(frozen=True)
@@ -75,8 +79,8 @@ class OpDef:
     # counting policy (netspec/compiler/counting.py): bias adds, norm, pooling, activations,
     # as elementary operations per example. Default: none declared.
     count_extra: Callable[[Attrs, list[Shape], Shape], int] = _zero
-    # The tensors autograd saves for backward (netspec/compiler/memory.py). Default: none.
-    saved: Callable[[Attrs, list[Shape], Shape], Saved] = _saves_nothing
+    # The tensors autograd saves for backward (netspec/compiler/memory.py). Default: its inputs.
+    saved: Callable[[Attrs, list[Shape], Shape], Saved] = _saves_inputs
     view: bool = False  # the output shares its input's storage (flatten, identity)
 
 

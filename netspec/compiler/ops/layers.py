@@ -8,7 +8,7 @@ from __future__ import annotations
 import math
 from typing import Optional
 
-from netspec.compiler.registry import Attrs, OpDef, Saved, register
+from netspec.compiler.registry import SAVES_NOTHING, Attrs, OpDef, Saved, register
 from netspec.compiler.schema_base import (
     Model,
     NonNegIntPair,
@@ -250,6 +250,7 @@ register(
         label=lambda a: "global avgpool",
         doc="Global average pooling to C×1×1 (nn.AdaptiveAvgPool2d((1, 1))); follow it with flatten.",
         count_extra=lambda a, ins, out: math.prod(ins[0]),  # one add per input element
+        saved=lambda a, ins, out: SAVES_NOTHING,  # a mean: backward needs only the sizes
     )
 )
 
@@ -265,6 +266,7 @@ register(
         label=lambda a: "flatten",
         doc="Flatten C×H×W to features (nn.Flatten).",
         view=True,
+        saved=lambda a, ins, out: SAVES_NOTHING,
     )
 )
 

@@ -5,7 +5,7 @@ import math
 import operator
 
 from netspec.compiler.ops.layers import NoParams
-from netspec.compiler.registry import Attrs, FunctionCall, OpDef, register
+from netspec.compiler.registry import SAVES_NOTHING, Attrs, FunctionCall, OpDef, register
 from netspec.compiler.shapes import Shape, ShapeError, fmt
 
 
@@ -37,6 +37,7 @@ register(
         label=lambda a: "add",
         doc="Element-wise sum of two or more inputs of equal shape (residual connections).",
         count_extra=lambda a, ins, out: (len(ins) - 1) * math.prod(out),
+        saved=lambda a, ins, out: SAVES_NOTHING,
         min_inputs=2,
         max_inputs=64,
     )
@@ -50,6 +51,7 @@ register(
         family="merge",
         label=lambda a: "concat",
         doc="Concatenation along channels (or features) of inputs with equal spatial sizes.",
+        saved=lambda a, ins, out: SAVES_NOTHING,
         min_inputs=2,
         max_inputs=64,
     )

@@ -164,3 +164,9 @@ def test_diff_does_not_import_torch() -> None:
     assert done.returncode == 0, done.stderr
     assert done.stderr.strip().splitlines()[-1] == "False"
     assert "| layer | status |" in done.stdout
+
+
+def test_diff_counts_flops_when_asked() -> None:
+    code, report = _diff_json(str(SPECS / "lenet.yaml"), str(SPECS / "resnet18.yaml"), "--count", "flops")
+    assert code == 0 and report["count"] == {"unit": "flops", "policy": "core"}
+    assert report["totals"]["flops"] == [2 * _torch_counts(SPECS / "lenet.yaml")[2], 2 * _torch_counts(SPECS / "resnet18.yaml")[2]]

@@ -139,7 +139,14 @@ def train(ctx: click.Context, spec: Path | None, **params: Any) -> None:
 
         precheck(spec, overrides, options, nproc)  # errors once, here, not once per process after the launch
         sys.exit(relaunch(nproc, ["train", *_without_nproc(ctx.meta.get("netspec.args", []))]))
-    result = run_train(spec, overrides, options)
+    from netspec.runtime.run_dir import RunInterrupted
+
+    try:
+        result = run_train(spec, overrides, options)
+    except RunInterrupted as stop:
+        if stop.resumable and int(os.environ.get("RANK", 0)) == 0:
+            click.echo(f"resume with: netspec train --resume {stop.folder}", err=True)
+        raise
     if int(os.environ.get("RANK", 0)) == 0:
         _print_summary(result)
 

@@ -107,7 +107,7 @@ def check_out_folder(out: Path) -> None:
         raise TrainingError(f"--out {out}: already holds a run; use --resume {out} to continue it, or another folder")
     if (out / metrics.SUMMARY).exists() and _is_run(out):
         raise TrainingError(f"--out {out}: holds a finished run ({metrics.SUMMARY}); netspec never overwrites one: give another folder")
-    if out.is_dir() and any(out.iterdir()) and not _is_unfinished_run(out):
+    if out.is_dir() and any(not p.name.endswith(TEMP_SUFFIX) for p in out.iterdir()) and not _is_unfinished_run(out):
         raise TrainingError(f"--out {out}: folder is not empty and not a netspec run folder; give a new folder (or --resume RUN_DIR to continue a run)")
 
 
@@ -201,11 +201,13 @@ class RunDir:
     @classmethod
     def reopen(cls, folder: Path, tree: dict[str, Any] | None = None, source: str = "") -> "RunDir":
         """The folder of a run being resumed; spec.yaml is rewritten only when `tree` is given
-        (--epochs changed what will run)."""
+        (--epochs asks for more: then the run is unfinished again, and summary.json goes first)."""
         run = cls(Path(folder))
         check_writable(run.path)
         clean_temporaries(run.path)
         if tree is not None:
+            with writing(run.file(metrics.SUMMARY)):
+                run.file(metrics.SUMMARY).unlink(missing_ok=True)
             run._write(SPEC_FILE, _spec_text(tree, source).encode())
         return run
 

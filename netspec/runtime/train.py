@@ -165,8 +165,7 @@ def precheck(
     check_batch_split(cfg, world_size)
     if options.out is not None:
         check_out_folder(Path(options.out))
-    if cfg.dataset.name in ("fashion_mnist", "mnist"):
-        check_data_dir(options.data_dir)
+    check_data_dir(cfg, options.data_dir)
 
 
 

@@ -289,7 +289,7 @@ def _locate(name: str, data_dir: str | os.PathLike[str] | None, download: bool) 
     )
     given = _given_root(data_dir)
     if given is not None:  # the user said where: no other copy, no download
-        raise DataError(f"{missing}; put the files there or fix {given[1].split('=')[0].split(' ')[0]}")
+        raise DataError(f"{given[1]}: {missing}; put the files there (netspec looks nowhere else when a folder is named)")
     hint = "put the files in one of those folders or set NETSPEC_DATA to their folder"
     if not download:
         raise DataError(f"{missing}; downloading is off; {hint}")

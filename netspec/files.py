@@ -143,9 +143,9 @@ def atomic_write(path: Union[str, os.PathLike[str]], data: Union[bytes, bytearra
     """
     path = Path(path)
     if path.is_symlink():
-        raise NetspecError(f"{path}: is a symbolic link; netspec does not write through links (remove it or choose another name)")
+        raise NetspecError(f"{path}: cannot write through a symbolic link (netspec never does; remove it or choose another name)")
     if path.is_dir():
-        raise NetspecError(f"{path}: is a directory; netspec writes a file there (move it away or choose another name)")
+        raise NetspecError(f"{path}: cannot write (is a directory; move it away or choose another name)")
     folder = path.parent
     clean_temporaries(folder, path.name)
     tmp = folder / f".{path.name}.{os.getpid()}-{secrets.token_hex(4)}{TEMP_SUFFIX}"

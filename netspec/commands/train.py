@@ -179,9 +179,11 @@ def _print_regression(result: Any) -> None:
     """For one linear layer on synthetic data, the learned w, b next to the true ones (as the textbook does)."""
     from torch import nn
 
+    from netspec import datasets
+
     cfg = result.config
     linears = [m for m in result.model.modules() if isinstance(m, nn.Linear)]
-    if cfg is None or cfg.dataset.name != "synthetic_regression" or len(linears) != 1 or linears[0].out_features != 1:
+    if cfg is None or "true_w" not in datasets.get(cfg.dataset.name).fields or len(linears) != 1 or linears[0].out_features != 1:
         return
     w = [round(v, 4) for v in linears[0].weight.detach().flatten().tolist()]
     b = round(float(linears[0].bias.detach()), 4) if linears[0].bias is not None else 0.0

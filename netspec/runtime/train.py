@@ -20,6 +20,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from netspec import datasets
 from netspec.compiler.graph import Graph
 from netspec.compiler.pipeline import LoadedSpec
 from netspec.compiler.train_schema import TrainConfig, plain, with_overrides
@@ -72,7 +73,7 @@ def resolve(
     loaded = spec if isinstance(spec, LoadedSpec) else load(Path(spec))
     section = loaded.raw.get("train") if isinstance(loaded.raw, Mapping) else None
     cfg, merged = with_overrides(section, overrides or {})
-    if cfg.dataset.name == "csv" and cfg.dataset.path and not Path(cfg.dataset.path).is_absolute():
+    if datasets.get(cfg.dataset.name).needs_path and cfg.dataset.path and not Path(cfg.dataset.path).is_absolute():
         anchored = Path(loaded.path).parent / cfg.dataset.path
         if not Path(cfg.dataset.path).exists() and anchored.exists():  # record the file, not the spec's folder
             merged["dataset"] = {**plain(merged["dataset"]), "path": str(anchored.resolve())}

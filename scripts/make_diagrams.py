@@ -2,6 +2,7 @@
 import subprocess, sys, textwrap
 from pathlib import Path
 import yaml
+from netspec.files import atomic_write
 
 ORDER = ["linear_regression", "linear_regression_closed_form", "softmax_regression", "mlp", "mlp_dropout",
          "lenet", "lenet_bn", "alexnet", "vgg11", "vgg11_small", "nin", "googlenet", "resnet18",
@@ -52,5 +53,5 @@ head = textwrap.dedent("""\
 text = head + "\n## Fashion-MNIST networks (Dive into Deep Learning)\n\n" + "\n".join(sections["fashion"])
 if sections["imagenet"]:
     text += "\n## ImageNet networks (torchvision's definitions)\n\n" + "\n".join(sections["imagenet"])
-Path("docs/diagrams.md").write_text(text.rstrip() + "\n")
+atomic_write(Path("docs/diagrams.md"), (text.rstrip() + "\n").encode())
 print("\n".join(sorted(str(p) for p in Path("docs/img").rglob("*.svg"))))

@@ -18,7 +18,7 @@ from netspec.cli import main
 from netspec.runtime import data as D
 from netspec.runtime.attack import evaluate_attack, fgsm_perturb, pgd_perturb
 
-from shared_data import FASHION_MNIST as SHARED, needs_fashion_mnist as needs_shared  # noqa: E402
+from shared_data import FASHION_MNIST as SHARED, needs_fashion_mnist as needs_shared, trust_copy  # noqa: E402
 
 MLP = """
 name: tiny_mlp
@@ -43,7 +43,7 @@ def one_thread():
 
 @pytest.fixture(scope="module")
 def fmnist():
-    if not all((SHARED / f).is_file() for f in D.DATASETS["fashion_mnist"].files.values()):
+    if not all((SHARED / f).is_file() for f in D.DATASETS["fashion_mnist"].idx.files.values()):
         pytest.skip(f"real Fashion-MNIST files not present in {SHARED}")
     return D.load_dataset("fashion_mnist", data_dir=SHARED, download=False)
 
@@ -205,7 +205,7 @@ def _idx(array: np.ndarray) -> bytes:
 
 
 @pytest.fixture
-def workspace(tmp_path: Path) -> Path:
+def workspace(tmp_path: Path, monkeypatch) -> Path:
     """A fake 12×12 Fashion-MNIST (so no download), a spec with a 16×16 input, saved weights."""
     data = tmp_path / "data"
     data.mkdir()
@@ -214,8 +214,9 @@ def workspace(tmp_path: Path) -> Path:
              "train_y": (np.arange(20) % 10).astype(np.uint8),
              "test_x": rng.integers(0, 256, (30, 12, 12), dtype=np.uint8),
              "test_y": (np.arange(30) % 10).astype(np.uint8)}
-    for part, fname in D.DATASETS["fashion_mnist"].files.items():
+    for part, fname in D.DATASETS["fashion_mnist"].idx.files.items():
         (data / fname).write_bytes(gzip.compress(_idx(parts[part])))
+    trust_copy(monkeypatch, data)
     (tmp_path / "small_cnn.yaml").write_text(SMALL_CNN)
     model = netspec.compile(tmp_path / "small_cnn.yaml", seed=0)
     run = tmp_path / "runs" / "small_cnn" / "run1"

@@ -22,6 +22,7 @@ from safetensors.torch import load_file, save_file
 from netspec.api import compile as compile_spec
 from netspec.cli import main
 from netspec.errors import CheckpointError, TrainingError
+from netspec.files import atomic_write
 from netspec.runtime import checkpoint as ckpt
 from netspec.runtime.train import RunOptions, train
 
@@ -70,14 +71,14 @@ def subprocess_env() -> dict[str, str]:
 # ------------------------------------------------------------------ atomic writes
 def test_atomic_write_keeps_the_old_file_when_writing_fails(tmp_path):
     target = tmp_path / "f.bin"
-    ckpt.atomic_write(target, lambda f: f.write(b"good"))
+    atomic_write(target, lambda f: f.write(b"good"))
 
     def crash(f):
         f.write(b"half")
         raise RuntimeError("killed")
 
     with pytest.raises(RuntimeError):
-        ckpt.atomic_write(target, crash)
+        atomic_write(target, crash)
     assert target.read_bytes() == b"good"
     assert [p.name for p in tmp_path.iterdir()] == ["f.bin"]  # no temp file left behind
 

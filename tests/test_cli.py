@@ -373,7 +373,7 @@ def test_unwritable_outputs_are_one_line_errors(runner: CliRunner, tmp_path: Pat
         result = runner.invoke(main, args)
         assert result.exit_code == 2, args
         assert "cannot write" in result.stderr and "Traceback" not in result.output
-    assert not list(tmp_path.glob("*.tmp"))
+    assert not list(tmp_path.glob("*.tmp")) and not list(tmp_path.glob(".*netspec-tmp"))
 
 
 def test_github_annotations_escape_their_properties_and_message(runner: CliRunner, tmp_path: Path) -> None:

@@ -535,9 +535,12 @@ def test_interrupt_after_a_checkpoint_prints_how_to_resume(tmp_path, monkeypatch
 
     monkeypatch.setattr(Trainer, "train_epoch", interrupted_in_epoch_2)
     run = tmp_path / "run"
-    with pytest.raises(KeyboardInterrupt):
+    with pytest.raises(KeyboardInterrupt):  # the library says where, and prints nothing
         train(write(tmp_path, TINY), {}, quiet(run))
-    assert f"resume with: netspec train --resume {run}" in capsys.readouterr().err
+    assert capsys.readouterr().err == ""
+    result = run_cli("train", write(tmp_path, TINY), "--out", tmp_path / "run2", "-q")
+    assert result.exit_code == 130
+    assert f"resume with: netspec train --resume {tmp_path / 'run2'}" in result.output
 
 
 def test_csv_with_an_empty_test_split_is_refused(tmp_path):

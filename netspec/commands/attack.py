@@ -142,7 +142,8 @@ def attack(spec: Path, weights: Path | None, eps_values: tuple[str, ...], method
     from netspec.api import build_graph, compile as compile_spec, load
     from netspec.runtime.attack import PIXELS, evaluate_attack, progress_bar
     from netspec.runtime.attack_plot import plot_curve, plot_samples
-    from netspec.runtime.checkpoint import atomic_write, load_weights
+    from netspec.files import atomic_write
+    from netspec.runtime.checkpoint import load_weights
     from netspec.runtime.device import pick_device
     from netspec.runtime.prepare import prepare_data
     from netspec.runtime.run_dir import check_writable, writing
@@ -178,7 +179,7 @@ def attack(spec: Path, weights: Path | None, eps_values: tuple[str, ...], method
               **result.to_json(), "seconds": round(seconds, 3)}
     text = (json.dumps(record, indent=2) + "\n").encode("utf-8")
     with writing(folder / "attack.json"):
-        atomic_write(folder / "attack.json", lambda f: f.write(text))
+        atomic_write(folder / "attack.json", text)
     written = ["attack.json"]
     if result.samples is not None:
         with writing(folder / "attack.png"):

@@ -139,7 +139,14 @@ def train(ctx: click.Context, spec: Path | None, **params: Any) -> None:
 
         precheck(spec, overrides, options, nproc)  # errors once, here, not once per process after the launch
         sys.exit(relaunch(nproc, ["train", *_without_nproc(ctx.meta.get("netspec.args", []))]))
-    result = run_train(spec, overrides, options)
+    from netspec.runtime.run_dir import RunInterrupted
+
+    try:
+        result = run_train(spec, overrides, options)
+    except RunInterrupted as stop:
+        if stop.resumable and int(os.environ.get("RANK", 0)) == 0:
+            click.echo(f"resume with: netspec train --resume {stop.folder}", err=True)
+        raise
     if int(os.environ.get("RANK", 0)) == 0:
         _print_summary(result)
 
@@ -172,9 +179,11 @@ def _print_regression(result: Any) -> None:
     """For one linear layer on synthetic data, the learned w, b next to the true ones (as the textbook does)."""
     from torch import nn
 
+    from netspec import datasets
+
     cfg = result.config
     linears = [m for m in result.model.modules() if isinstance(m, nn.Linear)]
-    if cfg is None or cfg.dataset.name != "synthetic_regression" or len(linears) != 1 or linears[0].out_features != 1:
+    if cfg is None or "true_w" not in datasets.get(cfg.dataset.name).fields or len(linears) != 1 or linears[0].out_features != 1:
         return
     w = [round(v, 4) for v in linears[0].weight.detach().flatten().tolist()]
     b = round(float(linears[0].bias.detach()), 4) if linears[0].bias is not None else 0.0

@@ -14,10 +14,11 @@ from typing import Annotated, Any, Literal, Optional, Union
 import yaml
 from pydantic import BeforeValidator, ConfigDict, Field, ValidationError, model_validator
 
+from netspec import datasets
 from netspec.compiler.schema_base import Model
 from netspec.errors import Diagnostic, SpecError
 
-DATASETS = ("fashion_mnist", "mnist", "csv", "synthetic_regression")
+DATASETS = datasets.names()
 MAX_RATE = 1e6  # lr, weight_decay, grad_clip: anything above is a typo, and overflows float32 state
 OPTIMIZERS = ("sgd", "adam", "adamw")
 SCHEDULES = ("constant", "step", "cosine", "onecycle")
@@ -58,9 +59,10 @@ class DatasetSpec(_Train):
     noise: float = Field(0.01, ge=0)
 
     @model_validator(mode="after")
-    def _csv_needs_path(self) -> "DatasetSpec":
-        if self.name == "csv" and (not self.path or not self.target):
-            raise ValueError("dataset csv needs 'path' and 'target'")
+    def _required_fields(self) -> "DatasetSpec":
+        required = datasets.get(self.name).required
+        if any(not getattr(self, f) for f in required):
+            raise ValueError(f"dataset {self.name} needs " + " and ".join(f"'{f}'" for f in required))
         return self
 
 
@@ -151,6 +153,13 @@ class AugmentStep(_Train):
         return {name: {k: list(v) if isinstance(v, tuple) else v for k, v in params.items()}}
 
 
+def _dataset_help() -> str:
+    """'fashion_mnist, mnist, synthetic_regression or {name: csv, path:, target:}', from the table."""
+    plain = list(datasets.shorthand_names())
+    given = [f"{{name: {d.name}, {', '.join(f'{f}:' for f in d.required)}}}" for d in datasets.DATASETS.values() if d.required]
+    return " or ".join(filter(None, [", ".join(plain), *given]))
+
+
 class TrainConfig(_Train):
     """Training hyper-parameters; the zoo carries the textbook's.
 
@@ -158,8 +167,8 @@ class TrainConfig(_Train):
     optimizer's own value, so `cfg.optimizer` always holds what is used.
     """
 
-    dataset: Annotated[DatasetSpec, BeforeValidator(_named), Field(json_schema_extra=_or_name(DATASETS[:2] + DATASETS[3:]))] = Field(
-        default_factory=DatasetSpec, description="fashion_mnist, mnist, synthetic_regression or {name: csv, path:, target:}"
+    dataset: Annotated[DatasetSpec, BeforeValidator(_named), Field(json_schema_extra=_or_name(datasets.shorthand_names()))] = Field(
+        default_factory=DatasetSpec, description=_dataset_help()
     )
     batch_size: int = Field(256, gt=0, le=1_000_000, description="global batch (split across processes)")
     epochs: int = Field(10, gt=0, le=100_000, description="passes over the training set")
@@ -194,8 +203,9 @@ class TrainConfig(_Train):
 
     @property
     def task(self) -> str:
-        """classification or regression (synthetic_regression is always regression)."""
-        return "regression" if self.dataset.name == "synthetic_regression" else self.dataset.task
+        """classification or regression: the dataset's own, or its `task:` where the table says the spec chooses."""
+        task = datasets.get(self.dataset.name).task
+        return self.dataset.task if task == "task" else task
 
 
 # ------------------------------------------------------------------ overrides

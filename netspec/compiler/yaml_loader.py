@@ -14,6 +14,7 @@ from typing import Any
 import yaml
 
 from netspec.errors import Diagnostic, Location, SpecError
+from netspec.files import open_regular
 
 MAX_FILE_BYTES = 1_000_000
 MAX_DEPTH = 64
@@ -203,7 +204,7 @@ def load_yaml_file(path: str | Path) -> Any:
     """Read and parse a spec file; a missing or unreadable file is a located error too."""
     path = Path(path)
     try:
-        with path.open("rb") as handle:  # read at most the limit (+1 to notice more): /dev/zero ends too
+        with open_regular(path) as handle:  # a FIFO or device is refused; read at most the limit (+1 to notice more)
             data = handle.read(MAX_FILE_BYTES + 1)
         if len(data) > MAX_FILE_BYTES:
             raise SpecError.at(Location(str(path), 1, 1), f"spec file larger than {MAX_FILE_BYTES} bytes")

@@ -48,11 +48,11 @@ def _as_image(t: torch.Tensor, image_shape: Sequence[int] | None) -> torch.Tenso
 def _save(fig, path: Path) -> Path:
     """PNG bytes rendered in memory, then written atomically: a failed write (full disk,
     no permission) leaves the previous picture intact instead of half a PNG."""
-    from netspec.runtime.checkpoint import atomic_write
+    from netspec.files import atomic_write
 
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png")
-    atomic_write(path, lambda f: f.write(buffer.getbuffer()))
+    atomic_write(path, buffer.getbuffer())
     return path
 
 

@@ -15,7 +15,7 @@ import io
 import os
 import pickle
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -26,12 +26,13 @@ from safetensors.torch import save as st_save
 from torch import nn
 
 from netspec.errors import CheckpointError
+from netspec.files import atomic_write, open_regular, read_regular
 
 __all__ = [
     "CHECKPOINT",
     "CheckpointError",
+    "MAX_WEIGHTS_BYTES",
     "WEIGHTS",
-    "atomic_write",
     "check_state_dict",
     "load_checkpoint",
     "load_weights",
@@ -43,38 +44,10 @@ __all__ = [
 
 WEIGHTS = "model.safetensors"
 CHECKPOINT = "checkpoint.pt"
+MAX_WEIGHTS_BYTES = 1 << 36  # 64 GiB: a weights file or checkpoint above this is refused before reading
 _MAX_LISTED = 5
 _NOT_A_CHECKPOINT = "not a valid netspec checkpoint (corrupt, truncated, or not written by netspec)"
 _BLOCKED_GLOBAL = re.compile(r"GLOBAL\s+([\w.]+)")
-
-
-def atomic_write(path: Path, write: Callable[[io.BufferedWriter], None]) -> None:
-    """Write `path` so that readers see either the old file or the complete new one.
-
-    temp file in the same folder -> flush + fsync -> rename over `path` -> fsync the folder
-    (so the rename itself survives a power cut).
-    """
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        with open(tmp, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    try:
-        fd = os.open(path.parent, os.O_RDONLY)
-    except OSError:  # some filesystems do not open folders; the rename is done anyway
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 def unwrap(model: nn.Module) -> nn.Module:
@@ -91,11 +64,11 @@ def unwrap(model: nn.Module) -> nn.Module:
 
 
 # ------------------------------------------------------------------ weights (safetensors)
-def save_weights(model: nn.Module, path: Path) -> None:
-    """The model's state dict as safetensors (contiguous CPU copies; shared storage is fine)."""
-    state = {k: v.detach().to("cpu").contiguous().clone() for k, v in unwrap(model).state_dict().items()}
-    data = st_save(state, metadata={"format": "pt", "producer": "netspec"})
-    atomic_write(Path(path), lambda f: f.write(data))
+def save_weights(model: nn.Module | Mapping[str, torch.Tensor], path: Path) -> None:
+    """A model's state dict (or a state dict itself) as safetensors (contiguous CPU copies)."""
+    items = unwrap(model).state_dict() if isinstance(model, nn.Module) else model
+    state = {k: v.detach().to("cpu").contiguous().clone() for k, v in items.items()}
+    atomic_write(Path(path), st_save(state, metadata={"format": "pt", "producer": "netspec"}))
 
 
 def _weights_file(source: str | os.PathLike[str]) -> Path:
@@ -116,7 +89,11 @@ def read_weights(source: str | os.PathLike[str]) -> dict[str, torch.Tensor]:
     path = _weights_file(source)
     if path.suffix == ".safetensors":
         try:
-            return st_load(path.read_bytes())
+            data = read_regular(path, MAX_WEIGHTS_BYTES)
+        except OSError as exc:
+            raise CheckpointError(f"{path}: cannot read the weights ({exc.strerror or exc})") from None
+        try:
+            return st_load(data)
         except (SafetensorError, ValueError, OSError) as exc:
             raise CheckpointError(f"{path}: corrupt or truncated safetensors file ({exc})") from None
     state = load_checkpoint(path).get("model")
@@ -191,7 +168,7 @@ def save_checkpoint(path: Path, state: Mapping[str, Any]) -> None:
     """`torch.save` a dict of tensors, numbers, strings, lists and dicts (no code), atomically."""
     buffer = io.BytesIO()
     torch.save(dict(state), buffer)
-    atomic_write(Path(path), lambda f: f.write(buffer.getbuffer()))
+    atomic_write(Path(path), buffer.getbuffer())
 
 
 def load_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
@@ -202,7 +179,7 @@ def load_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
     if not path.exists():
         raise CheckpointError(f"{path}: no such checkpoint")
     try:
-        f = open(path, "rb")
+        f = open_regular(path, MAX_WEIGHTS_BYTES)
     except OSError as exc:
         raise CheckpointError(f"{path}: cannot read the checkpoint ({exc.strerror or type(exc).__name__})") from None
     try:

@@ -9,7 +9,6 @@ from __future__ import annotations
 import contextlib
 import os
 from dataclasses import dataclass
-from typing import Iterator
 
 import torch
 
@@ -98,20 +97,6 @@ def setup(
     if channels_last is None:
         channels_last = device.type == "cuda"
     return DeviceSetup(device, amp, channels_last)
-
-
-@contextlib.contextmanager
-def no_sync_guard(enabled: bool) -> Iterator[None]:
-    """On CUDA, turn accidental host syncs in the training step into warnings (for benchmarks)."""
-    if not (enabled and torch.cuda.is_available()):
-        yield
-        return
-    previous = torch.cuda.get_sync_debug_mode()
-    torch.cuda.set_sync_debug_mode("warn")
-    try:
-        yield
-    finally:
-        torch.cuda.set_sync_debug_mode(previous)
 
 
 def to_device(t: torch.Tensor, device: torch.device) -> torch.Tensor:

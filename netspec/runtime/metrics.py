@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from netspec.runtime.checkpoint import atomic_write
+from netspec.files import atomic_write
 
 METRICS = "metrics.jsonl"
 SUMMARY = "summary.json"
@@ -34,7 +34,8 @@ def _clean(value: Any) -> Any:
 
 
 class MetricsLog:
-    """metrics.jsonl of a run folder: appended (and fsynced) once per epoch."""
+    """metrics.jsonl of a run folder: rewritten whole and atomically once per epoch (a few
+    hundred short lines), so it never holds a line cut short by a kill."""
 
     def __init__(self, folder: Path) -> None:
         self.path = Path(folder) / METRICS
@@ -53,16 +54,12 @@ class MetricsLog:
     def rewrite(self, rows: Sequence[Mapping[str, Any]]) -> None:
         """Replace the file with `rows` (a resumed run rewrites it from its checkpoint's history)."""
         text = "".join(json.dumps(_clean(dict(r))) + "\n" for r in rows)
-        atomic_write(self.path, lambda f: f.write(text.encode()))
-
-    def append(self, row: Mapping[str, Any]) -> None:
-        with self.path.open("a", encoding="utf-8") as f:
-            f.write(json.dumps(_clean(dict(row))) + "\n")
+        atomic_write(self.path, text.encode())
 
 
 def write_json(path: Path, data: Mapping[str, Any]) -> None:
     text = json.dumps(_clean(dict(data)), indent=2) + "\n"
-    atomic_write(Path(path), lambda f: f.write(text.encode()))
+    atomic_write(Path(path), text.encode())
 
 
 def _pyplot() -> Any:
@@ -132,4 +129,4 @@ def _save(fig: Any, plt: Any, path: Path) -> None:
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png")
     plt.close(fig)
-    atomic_write(Path(path), lambda f: f.write(buffer.getvalue()))
+    atomic_write(Path(path), buffer.getvalue())

@@ -12,12 +12,12 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 import torch
 
+from netspec import datasets
 from netspec.compiler.train_schema import TrainConfig
 from netspec.errors import DataError
 from netspec.runtime import data as D
@@ -62,14 +62,6 @@ class Prepared:
             x = D.resize(x, self.size)
         return x.reshape(len(x), *self.input_shape) if self.reshape else x
 
-    def iter_inputs(
-        self, split: str = "test", batch_size: int = 256, device: torch.device | str = "cpu"
-    ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        """(inputs, targets) batches of a split in order, converted on `device`."""
-        x, y = self.split(split)
-        for start in range(0, len(x), batch_size):
-            yield self.inputs(x[start : start + batch_size].to(device)), y[start : start + batch_size].to(device)
-
     def split(self, name: str) -> tuple[torch.Tensor, torch.Tensor]:
         pairs = {"train": (self.train_x, self.train_y), "val": (self.val_x, self.val_y), "test": (self.test_x, self.test_y)}
         if name not in pairs or pairs[name][0] is None:
@@ -102,23 +94,16 @@ class Prepared:
 
 
 def _load(cfg: TrainConfig, data_dir: str | os.PathLike[str] | None, spec_dir: Path | None) -> D.Splits:
-    ds = cfg.dataset
-    if ds.name == "synthetic_regression":
-        return D.synthetic_regression(ds.true_w, ds.true_b, n=ds.examples, noise=ds.noise, seed=cfg.seed)
-    if ds.name == "csv":
-        path = Path(ds.path or "")
-        if not path.is_absolute() and spec_dir is not None and not path.exists():
-            path = spec_dir / path
-        return D.load_csv(path, ds.target or "", task=ds.task, seed=cfg.seed)
-    check_data_dir(data_dir)
-    return D.load_dataset(ds.name, data_dir)
+    """The dataset's loader, as the table (netspec.datasets) names it."""
+    load = datasets.get(cfg.dataset.name).load_function()
+    return load(cfg.dataset, seed=cfg.seed, data_dir=data_dir, spec_dir=spec_dir)
 
 
-def check_data_dir(data_dir: str | os.PathLike[str] | None) -> None:
-    """A --data-dir that is not a folder is a typo; looking elsewhere instead would hide it."""
-    if data_dir is not None and not Path(data_dir).expanduser().is_dir():
-        what = "is not a folder" if Path(data_dir).expanduser().exists() else "no such folder"
-        raise DataError(f"--data-dir {data_dir}: {what}")
+def check_data_dir(cfg: TrainConfig, data_dir: str | os.PathLike[str] | None) -> None:
+    """Before launching: a --data-dir (or $NETSPEC_DATA) that is missing or empty is a typo,
+    for datasets read from local files; looking elsewhere instead would hide it."""
+    if datasets.get(cfg.dataset.name).local_files:
+        D.check_given_folder(data_dir)
 
 
 def _fit_to_input(splits: D.Splits, cfg: TrainConfig, input_shape: tuple[int, ...]) -> tuple[tuple[int, int] | None, bool]:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 import statistics
-import sys
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -21,13 +20,13 @@ from typing import Any
 import torch
 from torch import nn
 
+from netspec import datasets
 from netspec.compiler.graph import Graph
 from netspec.compiler.pipeline import LoadedSpec
 from netspec.compiler.train_schema import TrainConfig, plain, with_overrides
 from netspec.errors import TrainingError
 from netspec.runtime import checkpoint as ckpt
 from netspec.runtime import distributed as dist
-from netspec.runtime import metrics
 from netspec.runtime.batching import kfold_indices
 from netspec.runtime.device import DeviceSetup, pick_device, setup as setup_device
 from netspec.runtime.evaluation import evaluate
@@ -35,13 +34,7 @@ from netspec.runtime.options import RunOptions
 from netspec.runtime.prepare import Prepared, check_data_dir, load_test_split, prepare_data
 from netspec.runtime.progress import Progress
 from netspec.runtime.resume import check_resume, load_resume_state
-from netspec.runtime.run_dir import (
-    SPEC_FILE,
-    check_out_folder,
-    prepare_run_dir,
-    write_results,
-    writing,
-)
+from netspec.runtime.run_dir import SPEC_FILE, RunDir, RunInterrupted, check_out_folder
 from netspec.runtime.trainer import Trainer, check_batch_split, closed_form, fit
 
 __all__ = [
@@ -80,7 +73,7 @@ def resolve(
     loaded = spec if isinstance(spec, LoadedSpec) else load(Path(spec))
     section = loaded.raw.get("train") if isinstance(loaded.raw, Mapping) else None
     cfg, merged = with_overrides(section, overrides or {})
-    if cfg.dataset.name == "csv" and cfg.dataset.path and not Path(cfg.dataset.path).is_absolute():
+    if datasets.get(cfg.dataset.name).needs_path and cfg.dataset.path and not Path(cfg.dataset.path).is_absolute():
         anchored = Path(loaded.path).parent / cfg.dataset.path
         if not Path(cfg.dataset.path).exists() and anchored.exists():  # record the file, not the spec's folder
             merged["dataset"] = {**plain(merged["dataset"]), "path": str(anchored.resolve())}
@@ -176,8 +169,7 @@ def precheck(
     check_batch_split(cfg, world_size)
     if options.out is not None:
         check_out_folder(Path(options.out))
-    if cfg.dataset.name in ("fashion_mnist", "mnist"):
-        check_data_dir(options.data_dir)
+    check_data_dir(cfg, options.data_dir)
 
 
 
@@ -192,16 +184,20 @@ def _train(loaded: LoadedSpec, graph: Graph, cfg: TrainConfig, tree: dict[str, A
     rewrite_spec = True
     if options.resume is not None:
         state, rewrite_spec = load_resume_state(options, loaded, cfg)
-    run_dir = None
+    run: RunDir | None = None
     if options.save and ctx.is_main:
-        run_dir = prepare_run_dir(options, graph.name, tree, loaded.path, write_spec=rewrite_spec)
-    run_dir = dist.broadcast_object(run_dir, ctx) if options.save else None
-    if run_dir is not None and ctx.is_main and options.resume is None:
-        with writing(run_dir / metrics.METRICS):
-            metrics.MetricsLog(run_dir).rewrite([])
+        if options.resume is not None:
+            run = RunDir.reopen(Path(options.resume), tree if rewrite_spec else None, loaded.path)
+        else:
+            run = RunDir.create(options, graph.name, tree, loaded.path)
+    if options.save and not ctx.is_main:
+        run = RunDir(dist.broadcast_object(None, ctx), writes=False)
+    elif options.save:
+        dist.broadcast_object(run.path if run is not None else None, ctx)
+    run_dir = run.path if run is not None else None
     progress = Progress(enabled=ctx.is_main and not options.quiet, bar=options.bar)
     if options.kfold:
-        return _kfold(graph, cfg, data, setup, ctx, options, progress, run_dir, wall)
+        return _kfold(graph, cfg, data, setup, ctx, options, progress, run, wall)
 
     trainer = Trainer(graph, cfg, data, setup, ctx, options)
     if options.resume is not None:
@@ -209,25 +205,22 @@ def _train(loaded: LoadedSpec, graph: Graph, cfg: TrainConfig, tree: dict[str, A
         source = str(Path(options.resume) / ckpt.CHECKPOINT)
         for warning in trainer.load(state, source):
             progress.message(f"warning: {warning}")
-        if ctx.is_main and run_dir is not None:
-            with writing(run_dir / metrics.METRICS):
-                metrics.MetricsLog(run_dir).rewrite(trainer.history)
+        if run is not None:
+            run.restore(state, cfg.epochs)
         progress.message(f"resuming {run_dir} after epoch {trainer.epoch} of {cfg.epochs}")
     try:
         with progress:
-            history = closed_form(trainer) if cfg.solver == "closed_form" else fit(trainer, progress, run_dir)
+            history = closed_form(trainer) if cfg.solver == "closed_form" else fit(trainer, progress, run)
+        summary = _summary(graph, cfg, trainer, history, time.perf_counter() - wall, run_dir)
+        if run is not None:
+            run.finish(trainer.model, graph, cfg, history, summary, options.grad_norms)
     except KeyboardInterrupt:
-        if run_dir is not None and ctx.is_main and (run_dir / ckpt.CHECKPOINT).exists():
-            print(f"resume with: netspec train --resume {run_dir}", file=sys.stderr, flush=True)
-        raise
-    summary = _summary(graph, cfg, trainer, history, time.perf_counter() - wall, run_dir)
-    if run_dir is not None and ctx.is_main:
-        write_results(run_dir, trainer.model, graph, cfg, history, summary, options)
+        raise RunInterrupted(run_dir, run is not None and run.resumable) from None
     dist.barrier(ctx)
     return TrainResult(trainer.model, history, summary, run_dir, cfg)
 
 
-def _kfold(graph: Graph, cfg: TrainConfig, data: Prepared, setup: DeviceSetup, ctx: dist.DistContext, options: RunOptions, progress: Progress, run_dir: Path | None, wall: float) -> TrainResult:
+def _kfold(graph: Graph, cfg: TrainConfig, data: Prepared, setup: DeviceSetup, ctx: dist.DistContext, options: RunOptions, progress: Progress, run: RunDir | None, wall: float) -> TrainResult:
     """K trainings from the same initial weights, each validated on its held-out fold."""
     k = options.kfold or 0
     try:
@@ -246,15 +239,13 @@ def _kfold(graph: Graph, cfg: TrainConfig, data: Prepared, setup: DeviceSetup, c
     assert trainer is not None
     key = "val_acc" if data.task == "classification" else "val_loss"
     values = [r[key] for r in results]
+    run_dir = run.path if run is not None else None
     summary = _summary(graph, cfg, trainer, history, time.perf_counter() - wall, run_dir)
     summary.update(
         kfold=k, folds=results, **{f"{key}_mean": statistics.fmean(values), f"{key}_std": statistics.stdev(values) if k > 1 else 0.0}
     )
-    if run_dir is not None and ctx.is_main:
-        with writing(run_dir / metrics.METRICS):
-            metrics.MetricsLog(run_dir).rewrite(history)
-        with writing(run_dir / metrics.SUMMARY):
-            metrics.write_json(run_dir / metrics.SUMMARY, summary)
+    if run is not None:
+        run.finish_kfold(history, summary)
     return TrainResult(trainer.model, history, summary, run_dir, cfg)
 
 

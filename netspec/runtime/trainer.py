@@ -11,7 +11,6 @@ import math
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import torch
@@ -22,7 +21,6 @@ from netspec.compiler.train_schema import TrainConfig
 from netspec.errors import CheckpointError, Diagnostic, SpecError, TrainingError
 from netspec.runtime import checkpoint as ckpt
 from netspec.runtime import distributed as dist
-from netspec.runtime import metrics
 from netspec.runtime.augment import Augment, build_augment
 from netspec.runtime.batching import Batches
 from netspec.runtime.device import DeviceSetup, to_device
@@ -31,7 +29,7 @@ from netspec.runtime.optim import build_optimizer, build_scheduler, loss_functio
 from netspec.runtime.options import RunOptions
 from netspec.runtime.prepare import Prepared
 from netspec.runtime.progress import Progress
-from netspec.runtime.run_dir import writing
+from netspec.runtime.run_dir import RunDir
 
 __all__ = ["EpochStats", "Trainer", "check_batch_split", "closed_form", "fit", "history_row"]
 
@@ -265,11 +263,11 @@ def history_row(trainer: Trainer, stats: EpochStats, val: dict[str, Any] | None,
 
 
 def fit(
-    trainer: Trainer, progress: Progress, run_dir: Path | None, evaluate_test: bool = True
+    trainer: Trainer, progress: Progress, run: RunDir | None, evaluate_test: bool = True
 ) -> list[dict[str, Any]]:
-    """Train the remaining epochs; after each, evaluate and (rank 0) checkpoint atomically."""
+    """Train the remaining epochs; after each, evaluate and hand the run folder the epoch."""
     cfg, ctx = trainer.cfg, trainer.ctx
-    log = metrics.MetricsLog(run_dir) if run_dir is not None and ctx.is_main else None
+    run_dir = run.path if run is not None else None
     while trainer.epoch < cfg.epochs:
         progress.start_epoch(trainer.epoch + 1, cfg.epochs, trainer.steps)
         try:
@@ -290,17 +288,8 @@ def fit(
         test = evaluate(trainer.eval_model, trainer.data, cfg, trainer.setup, "test", ctx) if evaluate_test else None
         row = history_row(trainer, stats, val, test)
         trainer.history.append(row)
-        if run_dir is not None:
-            state = trainer.state()  # a collective: every rank takes part
-            if ctx.is_main:
-                kept = f"; the last good checkpoint is epoch {trainer.epoch - 1}" if trainer.epoch > 1 else ""
-                with writing(run_dir / ckpt.CHECKPOINT, kept):
-                    ckpt.save_checkpoint(run_dir / ckpt.CHECKPOINT, state)
-                with writing(run_dir / ckpt.WEIGHTS):
-                    ckpt.save_weights(trainer.model, run_dir / ckpt.WEIGHTS)
-                assert log is not None
-                with writing(log.path):
-                    log.append(row)
+        if run is not None:
+            run.write_epoch(trainer.state())  # state() is a collective: every rank takes part
         progress.end_epoch(row, cfg.epochs)
     return trainer.history
 

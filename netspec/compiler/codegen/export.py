@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import importlib.util
+import io
 import warnings
 from pathlib import Path
 
@@ -10,17 +11,19 @@ from netspec.errors import NetspecError
 
 
 def write_text_atomically(output: Path, text: str) -> Path:
-    """Write through a temporary file and a rename, so a failure never leaves half a file;
-    an unwritable place is a one-line error, and the temporary file is removed."""
-    tmp = output.with_name(output.name + ".tmp")
+    """`write_atomically` for text (UTF-8)."""
+    return write_atomically(output, text.encode("utf-8"))
+
+
+def write_atomically(output: Path, data: bytes) -> Path:
+    """Through netspec.files.atomic_write: a failure leaves the old file as it was; an
+    unwritable place is a one-line error."""
+    from netspec.files import atomic_write
+
     try:
-        tmp.write_text(text, encoding="utf-8")
-        tmp.replace(output)
+        return atomic_write(output, data)
     except OSError as exc:
-        if tmp.is_file():
-            tmp.unlink()
         raise NetspecError(f"{output}: cannot write ({exc.strerror or exc})") from None
-    return output
 
 
 def write(graph: Graph, output: Path) -> Path:
@@ -38,16 +41,16 @@ def write(graph: Graph, output: Path) -> Path:
 
         module = to_graph_module(graph).eval()
         example = torch.zeros(1, *graph.input_shape)
+        buffer = io.BytesIO()  # exported in memory: a failed export never touches `output`
         try:
             # The TorchScript-based exporter: it needs only `onnx` (the torch.export-based one
             # also needs onnxscript); it warns that it is deprecated, which is ours to know.
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", DeprecationWarning)
-                torch.onnx.export(module, (example,), str(output), input_names=["x"], output_names=["y"],
+                torch.onnx.export(module, (example,), buffer, input_names=["x"], output_names=["y"],
                                   dynamic_axes={"x": {0: "batch"}, "y": {0: "batch"}}, dynamo=False)
         except Exception as exc:  # the exporter's own limits (unsupported ops or sizes)
-            output.unlink(missing_ok=True)
             reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise NetspecError(f"{output}: ONNX export failed: {reason}") from None
-        return output
+        return write_atomically(output, buffer.getvalue())
     raise NetspecError(f"{output}: unknown output format {suffix or '(none)'}; use .py or .onnx")

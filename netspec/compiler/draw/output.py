@@ -58,9 +58,11 @@ def write(dot: graphviz.Digraph, path: Path) -> Path:
 
 
 def _save(path: Path, data: bytes) -> Path:
+    from netspec.files import atomic_write
+
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(data)
+        atomic_write(path, data)
     except OSError as exc:
         raise DrawError(f"cannot write {path}: {exc.strerror or exc}") from None
     return path

@@ -215,7 +215,7 @@ def test_bad_header_values() -> None:
     text = "name: 1abc\ninput: [3, 4]\nlayers: [relu]\n"
     found = errors(text)
     assert [loc for loc, _ in found] == [at(text, "1abc"), at(text, "[3, 4]")]
-    assert "input is features ([F]) or channels×height×width ([C, H, W])" in found[1][1]
+    assert "expected features ([F]) or channels×height×width ([C, H, W])" in found[1][1]
 
 
 def test_empty_layers_are_refused() -> None:
@@ -469,7 +469,7 @@ def test_branch_names_must_be_identifiers(key: str) -> None:
 def test_layer_names_must_be_identifiers(name: str) -> None:
     text = spec(f"layers:\n  - {{op: relu, name: {name}}}\n")
     loc, message = one_error(text)
-    assert loc == at(text, name + "}") and "pattern" in message
+    assert loc == at(text, name + "}") and "expected a name (letters, digits and _" in message
 
 
 # --------------------------------------------------------------------------- expressions
@@ -584,7 +584,7 @@ def test_init_scheme_errors() -> None:
     assert found and all(loc == at(text, "fancy") for loc, _ in found)
     assert any("xavier_uniform" in msg for _, msg in found)
     text = spec("layers: [relu]\ninit: {weight: normal, std: -1}\n")
-    assert (at(text, "-1}"), "init.std: Input should be greater than 0") in errors(text)
+    assert (at(text, "-1}"), "init.std: expected a number greater than 0, got -1") in errors(text)
 
 
 def test_train_section_errors_are_located() -> None:

@@ -14,12 +14,11 @@ from pydantic import AfterValidator, BeforeValidator, Discriminator, Field, Plai
 from pydantic_core import PydanticCustomError
 
 from netspec.compiler import registry
-from netspec.compiler.schema_base import _ALLOWED_KEYS, Model, did_you_mean, value_type
+from netspec.compiler.messages import message as netspec_message
+from netspec.compiler.schema_base import _ALLOWED_KEYS, IDENT, Model, did_you_mean, value_type
 from netspec.compiler.train_schema import TrainConfig
 from netspec.compiler.yaml_loader import YDict, YList, locate
 from netspec.errors import Diagnostic, Location, SpecError
-
-IDENT = r"^[A-Za-z_][A-Za-z0-9_]*$"
 
 
 # Layer names become attributes of torch modules (nn.Module, torch.fx.GraphModule), so the
@@ -218,24 +217,40 @@ class BlockDef(Model):
     layers: Annotated[list[LayerItem], Field(min_length=1, max_length=MAX_LAYERS_PER_LIST)]
 
 
+MAX_DIM = 1_000_000
+
+
+def _input_shape(value: Any) -> list[int]:
+    """`input: 784`, `[784]` or `[C, H, W]`, each a positive integer (never "3", true or 28.0)."""
+    shape = value if isinstance(value, list) else [value]
+    if not all(isinstance(d, int) and not isinstance(d, bool) and 0 < d <= MAX_DIM for d in shape) or len(shape) not in (1, 3):
+        raise PydanticCustomError(
+            "input_shape",
+            "expected features ([F]) or channels×height×width ([C, H, W]) as positive integers"
+            " (at most {most}), got {got}",
+            {"most": f"{MAX_DIM:,}", "got": repr(value)[:100]},
+        )
+    return list(shape)
+
+
+_DIM_SCHEMA = {"type": "integer", "minimum": 1, "maximum": MAX_DIM}
+InputShape = Annotated[
+    Any,
+    PlainValidator(_input_shape),
+    WithJsonSchema({"anyOf": [_DIM_SCHEMA, {"type": "array", "items": _DIM_SCHEMA, "minItems": 1, "maxItems": 3, "not": {"minItems": 2, "maxItems": 2}}]}),
+]
+
+
 class Spec(Model):
     """A network: header, optional blocks, layers, optional training section."""
 
     name: TypeName
     description: str = ""
-    input: Union[Annotated[int, Field(gt=0, le=1_000_000)], Annotated[list[Annotated[int, Field(gt=0, le=1_000_000)]], Field(min_length=1, max_length=3)]]
+    input: InputShape
     init: Init = "default"
     blocks: dict[TypeName, BlockDef] = Field(default_factory=dict)
     layers: Annotated[list[LayerItem], Field(min_length=1, max_length=MAX_LAYERS_PER_LIST)]
     train: Optional[TrainConfig] = None
-
-    @field_validator("input")
-    @classmethod
-    def _shape(cls, value: Any) -> Any:
-        shape = [value] if isinstance(value, int) else value
-        if len(shape) == 2:
-            raise ValueError("input is features ([F]) or channels×height×width ([C, H, W])")
-        return shape
 
     @property
     def input_shape(self) -> tuple[int, ...]:
@@ -265,12 +280,10 @@ def diagnostics_from(exc: ValidationError, raw: Any, filename: str, prefix: tupl
         else:
             loc = locate(raw, path)
             where = _describe(path)
-        message = err["msg"]
+        message = netspec_message(err)
         if err["type"] == "missing":
             where, _, field = where.rpartition(".")
             message = f"missing required key {field!r}"
-        elif err["type"] in ("model_type", "model_attributes_type", "dict_type"):  # not "instance of TrainConfig"
-            message = f"expected a mapping, got {err.get('input')!r}"[:200]
         elif err["type"] in ("union_tag_invalid", "union_tag_not_found"):
             message = f"expected a layer: an op name or a mapping with an 'op' key, got {err.get('input')!r}"
         text = f"{where}: {message}" if where else message

@@ -94,3 +94,82 @@ def test_command_line_values_read_like_the_file() -> None:
         with_overrides({}, {"epochs": parse_value("3.0")})
     with pytest.raises(SpecError, match=r"--batch-size: expected an integer, got True"):
         with_overrides({}, {"batch_size": parse_value("true")})
+
+
+# ------------------------------------------------------------------ every mistake at once
+def at(text: str, fragment: str, nth: int = 0) -> tuple[int, int]:
+    """1-based (line, col) of the nth occurrence of `fragment` (an independent locator)."""
+    pos = -1
+    for _ in range(nth + 1):
+        pos = text.index(fragment, pos + 1)
+    line = text.count("\n", 0, pos) + 1
+    return line, pos - (text.rfind("\n", 0, pos) + 1) + 1
+
+
+def located(text: str) -> list[tuple[tuple[int, int], str]]:
+    with pytest.raises(SpecError) as info:
+        load_spec("x.yaml", text=text)
+    return [((d.location.line, d.location.col), d.message) for d in info.value.diagnostics if d.location]
+
+
+def test_three_bad_block_calls_and_a_misspelt_key_are_four_diagnostics() -> None:
+    text = (
+        "name: a\ninput: [3, 28, 28]\nlayerz: 3\nlayers:\n"
+        "  - {op: residual, out: 8, strid: 2}\n"
+        "  - {op: residual, out: x}\n"
+        "  - {op: inception, c1: 3}\n"
+        "  - flatten\n  - {op: linear, out: 10}\n"
+    )
+    found = located(text)
+    assert len(found) == 4, found
+    assert (at(text, "layerz"), "layerz: unknown key 'layerz' (did you mean 'layers'?)") in found
+    assert any(loc == at(text, "strid:") and "no parameter 'strid' (did you mean 'stride'?)" in m for loc, m in found)
+    assert (at(text, "x}"), "residual.out: expected an integer, got 'x'") in found
+    assert (at(text, "{op: inception"), "block 'inception' needs parameters 'c2', 'c3', 'c4'") in found
+
+
+def test_schema_errors_do_not_hide_block_calls_in_user_blocks() -> None:
+    text = (
+        "name: a\ninput: [3, 28, 28]\nblocks:\n  b:\n    params: {k: int, m: {type: str, default: x, choices: [x, y]}}\n"
+        "    layers:\n      - {op: conv2d, out: $k, kernel: 1, kernal: 3}\n      - {op: residual, out: $k, strid: 2}\n"
+        "layers:\n  - {op: b, k: 4, m: z}\n  - {op: b, k: 4.0}\n  - {op: b}\n  - {op: dropout, p: 3}\n"
+    )
+    found = located(text)
+    assert len(found) == 6, found
+    assert any(loc == at(text, "kernal") and "unknown key 'kernal'" in m for loc, m in found)
+    assert any(loc == at(text, "strid") for loc, _ in found)  # a $ref argument is fine, a wrong name is not
+    assert (at(text, "z}"), "b.m: expected one of x, y, got 'z'") in found
+    assert (at(text, "4.0"), "b.k: expected an integer, got 4.0") in found
+    assert (at(text, "{op: b}"), "block 'b' needs parameter 'k'") in found
+    assert any(loc == at(text, "3}", 1) and "layers[3].p" in m for loc, m in found)
+
+
+@pytest.mark.parametrize("name", ["in_channels", "in_height", "in_width", "in_features"])
+def test_block_parameters_may_not_shadow_shape_variables(name: str) -> None:
+    text = f"name: a\ninput: [3, 8, 8]\nblocks:\n  b:\n    params: {{{name}: int}}\n    layers: [relu]\nlayers: [{{op: b, {name}: 3}}]\n"
+    found = located(text)
+    assert any(loc == at(text, name) and "is set from the block's input shape" in m for loc, m in found), found
+
+
+@pytest.mark.parametrize(
+    "decl, expected",
+    [
+        ("{type: int, default: 2.5}", "expected an integer, got 2.5"),
+        ("{type: float, default: .nan}", "expected a finite number, got nan"),
+        ("{type: bool, default: 1}", "expected true or false, got 1"),
+        ("{type: ints, default: [1, true]}", "expected a list of integers, got [1, True]"),
+        ("{type: str, default: z, choices: [x, y]}", "expected one of x, y, got 'z'"),
+    ],
+)
+def test_a_wrong_default_is_reported_at_the_default_once(decl: str, expected: str) -> None:
+    text = f"name: a\ninput: [3, 8, 8]\nblocks:\n  b:\n    params: {{n: {decl}}}\n    layers: [relu]\nlayers: [b, b, b]\n"
+    found = located(text)
+    line, col = at(text, "default: ")
+    assert found == [((line, col + len("default: ")), f"blocks.b.params.n.default: {expected}")], found
+
+
+def test_when_outside_a_block_is_an_error() -> None:
+    text = "name: a\ninput: [4]\nlayers:\n  - {op: linear, out: 4, when: false}\n  - {op: sequential, layers: [{op: relu, when: true}]}\n"
+    found = located(text)
+    assert [loc for loc, _ in found] == [at(text, "when"), at(text, "when", 1)], found
+    assert all("when: is for layers inside blocks" in m for _, m in found)

@@ -8,9 +8,10 @@ prelude); those are checked against the block's declared parameters when expande
 from __future__ import annotations
 
 import keyword
+import math
 from typing import Annotated, Any, Literal, Optional, Union
 
-from pydantic import AfterValidator, BeforeValidator, Discriminator, Field, PlainValidator, Tag, ValidationError, WithJsonSchema, create_model, field_validator
+from pydantic import AfterValidator, BeforeValidator, Discriminator, Field, PlainValidator, Tag, ValidationError, ValidationInfo, WithJsonSchema, create_model, field_validator
 from pydantic_core import PydanticCustomError
 
 from netspec.compiler import registry
@@ -188,15 +189,65 @@ ParallelLayer.model_rebuild()
 _built_for = registry.version()
 
 ParamType = Literal["int", "float", "bool", "str", "ints"]
+SHAPE_VARIABLES = ("in_channels", "in_height", "in_width", "in_features")  # set from a block's input
+
+PARAM_TYPES: dict[str, tuple[Any, str]] = {
+    "int": (lambda v: isinstance(v, int) and not isinstance(v, bool), "an integer"),
+    "float": (lambda v: isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v), "a finite number"),
+    "bool": (lambda v: isinstance(v, bool), "true or false"),
+    "str": (lambda v: isinstance(v, str), "a string"),
+    "ints": (lambda v: isinstance(v, list) and all(isinstance(x, int) and not isinstance(x, bool) for x in v), "a list of integers"),
+}
+
+
+def param_type_problem(value: Any, type_: str, choices: Optional[list[Any]] = None) -> str | None:
+    """Why `value` is not a valid argument of a parameter of this type (None if it is)."""
+    check, expected = PARAM_TYPES[type_]
+    if not check(value):
+        return f"expected {expected}, got {value!r}"
+    if choices is not None and value not in choices:
+        return f"expected one of {', '.join(map(str, choices))}, got {value!r}"
+    return None
 
 
 class ParamDecl(Model):
     """A block parameter: its type, default (absent = required), allowed choices."""
 
     type: ParamType = "int"
-    default: Any = None
     choices: Optional[list[Any]] = None
+    default: Any = None
     doc: str = ""
+
+    @field_validator("choices")
+    @classmethod
+    def _choices_have_the_type(cls, value: Any, info: ValidationInfo) -> Any:
+        for choice in value or ():
+            problem = param_type_problem(choice, info.data.get("type", "int"))
+            if problem:
+                raise PydanticCustomError("param_choice", "{problem}", {"problem": problem})
+        return value
+
+    @field_validator("default")
+    @classmethod
+    def _default_has_the_type(cls, value: Any, info: ValidationInfo) -> Any:
+        """A wrong default is the definition's mistake: reported at the default, once."""
+        if "type" in info.data:
+            problem = param_type_problem(value, info.data["type"], info.data.get("choices"))
+            if problem:
+                raise PydanticCustomError("param_default", "{problem}", {"problem": problem})
+        return value
+
+
+def _not_shape_variable(name: str) -> str:
+    if name in SHAPE_VARIABLES:
+        raise ValueError(
+            f"{name!r} is set from the block's input shape ({', '.join(SHAPE_VARIABLES)} are); "
+            "use it in expressions without declaring it, or choose another parameter name"
+        )
+    return name
+
+
+ParamName = Annotated[TypeName, AfterValidator(_not_shape_variable)]
 
 
 def _param_json(schema: dict[str, Any]) -> None:
@@ -213,7 +264,7 @@ class BlockDef(Model):
     """A parameterised block written in YAML: `$name` and `${expr}` refer to its parameters."""
 
     description: str = ""
-    params: dict[TypeName, Param] = Field(default_factory=dict)
+    params: dict[ParamName, Param] = Field(default_factory=dict)
     layers: Annotated[list[LayerItem], Field(min_length=1, max_length=MAX_LAYERS_PER_LIST)]
 
 
@@ -274,7 +325,11 @@ def diagnostics_from(exc: ValidationError, raw: Any, filename: str, prefix: tupl
     found: dict[tuple, Diagnostic] = {}
     for err in exc.errors(include_url=False):
         path = prefix + tuple(err["loc"])
-        if err["type"] == "unknown_key":
+        if path and path[-1] == "[key]":  # a bad mapping key: point at the key
+            path = path[:-1]
+            loc = locate(raw, path, key=True)
+            where = _describe(path)
+        elif err["type"] == "unknown_key":
             loc = locate(raw, path, key=True)
             where = _describe(path)
         else:
@@ -328,8 +383,9 @@ def unknown_op_diagnostics(raw: Any, known_blocks: set[str], filename: str) -> l
     return out
 
 
-def validate_spec(raw: Any, filename: str, prelude_blocks: set[str]) -> Spec:
-    """Validate a loaded spec, reporting every problem at once."""
+def validate_spec(raw: Any, filename: str, prelude_blocks: set[str], also: list[Diagnostic] = ()) -> Spec:  # type: ignore[assignment]
+    """Validate a loaded spec, reporting every problem at once (with `also`: the problems
+    other checks of the same raw tree found, such as block calls')."""
     if not isinstance(raw, dict):
         where = getattr(raw, "loc", None) or Location(filename, 1, 1)
         raise SpecError.at(where, "a spec must be a mapping with name, input and layers")
@@ -338,8 +394,8 @@ def validate_spec(raw: Any, filename: str, prelude_blocks: set[str]) -> Spec:
     blocks = raw.get("blocks") if isinstance(raw.get("blocks"), dict) else {}
     unknown = unknown_op_diagnostics(raw, set(blocks) | prelude_blocks, filename)
     if unknown and registry.load_plugins():  # an installed plugin may define them
-        return validate_spec(raw, filename, prelude_blocks)
-    diagnostics += unknown
+        return validate_spec(raw, filename, prelude_blocks, also)
+    diagnostics += unknown + list(also)
     for name in blocks:
         if name in STRUCTURAL_OPS or registry.get(name) is not None:
             where = raw["blocks"].key_locs.get(name) if isinstance(raw["blocks"], YDict) else None

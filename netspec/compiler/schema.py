@@ -11,12 +11,12 @@ import keyword
 import math
 from typing import Annotated, Any, Literal, Optional, Union
 
-from pydantic import AfterValidator, BeforeValidator, Discriminator, Field, PlainValidator, Tag, ValidationError, ValidationInfo, WithJsonSchema, create_model, field_validator
+from pydantic import AfterValidator, BeforeValidator, ConfigDict, Discriminator, Field, GetCoreSchemaHandler, PlainValidator, Tag, ValidationError, ValidationInfo, WithJsonSchema, create_model, field_validator
 from pydantic_core import PydanticCustomError
 
 from netspec.compiler import registry
 from netspec.compiler.messages import message as netspec_message
-from netspec.compiler.schema_base import _ALLOWED_KEYS, IDENT, Model, did_you_mean, value_type
+from netspec.compiler.schema_base import IDENT, Model, did_you_mean, value_type
 from netspec.compiler.train_schema import TrainConfig
 from netspec.compiler.yaml_loader import YDict, YList, locate
 from netspec.errors import Diagnostic, Location, SpecError
@@ -146,7 +146,46 @@ class BlockCall(LayerMeta):
         return handler(data)
 
 
-def _layer_item_type() -> Any:
+class LayerItem:
+    """The layer union, as the registry has it now.
+
+    pydantic asks this type for its schema whenever it builds one (`__get_pydantic_core_schema__`),
+    so the models that hold layers (BlockDef, Spec) pick up ops registered later by being
+    rebuilt in place (`ensure_current`): the classes stay the same objects.
+    """
+
+    @classmethod
+    def __get_pydantic_core_schema__(cls, source: Any, handler: GetCoreSchemaHandler) -> Any:
+        return handler.generate_schema(_union())
+
+
+_union_cache: tuple[int, Any] = (-1, None)
+
+
+def merge_ops() -> tuple[str, ...]:
+    """Ops that merge several inputs (parallel's `merge:` takes any of them)."""
+    return tuple(sorted(name for name, op in registry.ops().items() if op.max_inputs > 1))
+
+
+class _HoldsLayers(LayerMeta):
+    """Groups are rebuilt with each union; their schema is built when the union's is."""
+
+    model_config = ConfigDict(defer_build=True)
+
+
+def _at_least_two(cls: Any, value: Any) -> Any:
+    if len(value) < 2:
+        raise ValueError("parallel needs at least two branches")
+    return value
+
+
+def _union() -> Any:
+    """The union of one model per registered op, the groups and block calls (built once per
+    registry version), discriminated by `op`."""
+    global _union_cache
+    version = registry.version()
+    if _union_cache[0] == version:
+        return _union_cache[1]
     members: list[Any] = []
     for name, op in sorted(registry.ops().items()):
         model = create_model(
@@ -156,37 +195,24 @@ def _layer_item_type() -> Any:
             op=(Literal[name], ...),  # type: ignore[valid-type]
         )
         members.append(Annotated[model, Tag(name)])
-    members += [Annotated[SequentialLayer, Tag("sequential")], Annotated[ParallelLayer, Tag("parallel")]]
+    layers = Annotated[list[LayerItem], Field(min_length=1, max_length=MAX_LAYERS_PER_LIST)]
+    sequential = create_model(
+        "SequentialLayer", __base__=_HoldsLayers, __doc__="Layers applied one after another, as one named group.",
+        op=(Literal["sequential"], ...), layers=(layers, ...),
+    )
+    parallel = create_model(
+        "ParallelLayer", __base__=_HoldsLayers,
+        __doc__="Branches applied to the same input, merged by a merge op (add, concat, ...). An empty branch is the identity.",
+        __validators__={"_at_least_two": field_validator("branches")(_at_least_two)},
+        op=(Literal["parallel"], ...),
+        branches=(Union[dict[Name, list[LayerItem]], list[list[LayerItem]]], ...),
+        merge=(Literal[merge_ops()], "concat"),  # type: ignore[valid-type]
+    )
+    members += [Annotated[sequential, Tag("sequential")], Annotated[parallel, Tag("parallel")]]
     members.append(Annotated[BlockCall, Tag("__block__")])
-    return Annotated[Union[tuple(members)], Discriminator(_layer_tag), BeforeValidator(_as_mapping)]
-
-
-class SequentialLayer(LayerMeta):
-    """Layers applied one after another, as one named group."""
-
-    op: Literal["sequential"]
-    layers: Annotated[list["LayerItem"], Field(min_length=1, max_length=MAX_LAYERS_PER_LIST)]
-
-
-class ParallelLayer(LayerMeta):
-    """Branches applied to the same input, merged by add or channel concat. An empty branch is the identity."""
-
-    op: Literal["parallel"]
-    branches: Union[dict[Name, list["LayerItem"]], list[list["LayerItem"]]]
-    merge: Literal["add", "concat"] = "concat"
-
-    @field_validator("branches")
-    @classmethod
-    def _at_least_two(cls, value: Any) -> Any:
-        if len(value) < 2:
-            raise ValueError("parallel needs at least two branches")
-        return value
-
-
-LayerItem = _layer_item_type()
-SequentialLayer.model_rebuild()
-ParallelLayer.model_rebuild()
-_built_for = registry.version()
+    union = Annotated[Union[tuple(members)], Discriminator(_layer_tag), BeforeValidator(_as_mapping)]
+    _union_cache = (version, union)
+    return union
 
 ParamType = Literal["int", "float", "bool", "str", "ints"]
 SHAPE_VARIABLES = ("in_channels", "in_height", "in_width", "in_features")  # set from a block's input
@@ -412,19 +438,14 @@ def validate_spec(raw: Any, filename: str, prelude_blocks: set[str], also: list[
 
 
 def ensure_current() -> None:
-    """Rebuild this module's models if ops were registered after it was imported, so a
-    custom op registered from Python is validated like a built-in one.
-
-    The layer union is a static type built from the registry at import; re-executing the
-    module (importlib.reload keeps the module object and its namespace, so functions
-    imported from here see the new models) is the one rebuild pydantic fully supports.
-    """
-    if registry.version() != _built_for:
-        import importlib
-        import sys
-
-        _ALLOWED_KEYS.clear()
-        importlib.reload(sys.modules[__name__])
+    """Rebuild the models that hold layers if ops were registered since they were built, so
+    a custom op registered from Python is validated like a built-in one."""
+    global _layer_adapter
+    if _union_cache[0] != registry.version():
+        _union()
+        BlockDef.model_rebuild(force=True)  # before Spec, which embeds it
+        Spec.model_rebuild(force=True)
+        _layer_adapter = None
 
 
 _layer_adapter: Any = None

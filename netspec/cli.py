@@ -17,11 +17,6 @@ import click
 from netspec.errors import Diagnostic, NetspecError, SpecError
 
 
-def fail(message: str, code: int = 2) -> None:
-    click.echo(f"error: {message}" if "\n" not in message and ":" not in message.split(" ")[0] else message, err=True)
-    sys.exit(code)
-
-
 class NetspecGroup(click.Group):
     """Runs a command and turns user errors into clean messages and exit codes."""
 
@@ -60,6 +55,14 @@ class NetspecGroup(click.Group):
 @click.version_option(package_name="netspec")
 def main() -> None:
     """netspec: neural networks written down as YAML, checked before they run."""
+    if os.environ.get("NETSPEC_DUMP_PASSES"):  # the graph after every compiler pass, and its time
+        import logging
+
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("netspec: %(message)s"))
+        logger = logging.getLogger("netspec.passes")
+        logger.addHandler(handler)
+        logger.setLevel(logging.DEBUG)
 
 
 # ------------------------------------------------------------------ check

@@ -1,8 +1,16 @@
-"""The graph IR: a networkx DiGraph of primitive ops, each node a plain `Node` record.
+"""The graph IR: primitive ops as plain `Node` records in a dict, in the order they were
+added; an edge is a name in a node's `inputs`. There is no other edge store, so a pass edits
+a graph by editing nodes.
+
+`Graph.nx` is a networkx DiGraph view, built on demand (networkx costs `netspec check` a
+tenth of a second to import), for graph algorithms that pay for it: finding a cycle to
+report, aligning two graphs, laying out a drawing. Neighbour lookups need no networkx:
+`Graph.users()`.
 
 Blocks are gone by the time a graph exists; what remains of them is each node's `scopes`
 (the nested block instances it came from), which diagrams use for clusters and the layer
-table for folding. The IR knows nothing of YAML syntax or of torch.
+table for folding. Each node's `meta` is an open dict where passes record facts of their
+own (as torch.fx's `Node.meta`). The IR knows nothing of YAML syntax or of torch.
 """
 from __future__ import annotations
 
@@ -49,6 +57,7 @@ class Node:
     params: int = 0
     macs: int = 0
     init: Any = None  # InitSpec resolved from the layer, its blocks or the spec default
+    meta: dict[str, Any] = field(default_factory=dict)  # facts later passes add (free-form, by key)
 
 
 @dataclass
@@ -81,6 +90,24 @@ class Graph:
 
     def __len__(self) -> int:
         return len(self._nodes)
+
+    def __iter__(self) -> Iterator[Node]:
+        """Nodes in the order they were added (whatever their edges; `nodes()` orders them)."""
+        return iter(list(self._nodes.values()))
+
+    def verify(self) -> None:
+        """The IR's invariants (what every pass must leave true): each node filed under its
+        own name, every input and the output exist, no cycle. Raises ValueError."""
+        for name, node in self._nodes.items():
+            if name != node.name:
+                raise ValueError(f"node {node.name!r} is filed under {name!r}")
+            missing = [src for src in node.inputs if src not in self._nodes]
+            if missing:
+                raise ValueError(f"node {name!r}: input {missing[0]!r} does not exist")
+        if self.output not in self._nodes:
+            raise ValueError(f"output {self.output!r} does not exist")
+        for _ in self.nodes():  # raises on a cycle
+            pass
 
     @property
     def nx(self) -> "networkx.DiGraph":

@@ -41,8 +41,13 @@ def infer_node(graph: Graph, node: Node) -> None:
         raise SpecError.at(node.location, f"{node.op} {node.name!r}: empty output {fmt(node.shape)} from input {shown}")
 
 
-def infer_shapes(graph: Graph) -> Graph:
-    """The pass: (re)infer every shape of a graph."""
+def infer_shapes(graph: Graph, *, again: bool = False) -> Graph:
+    """The pass: infer the shape of every node that has none (with `again`, of every node).
+
+    Expansion already shaped each node it added, with this same rule; a graph built or
+    edited from Python gets its missing shapes here (set a node's shape to None to redo it).
+    """
     for node in graph.nodes():
-        infer_node(graph, node)
+        if again or node.shape is None:
+            infer_node(graph, node)
     return graph

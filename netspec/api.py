@@ -69,14 +69,16 @@ def compile(spec: SpecLike, *, seed: int | None = None) -> "fx.GraphModule":
 
 
 def summary(spec: SpecLike) -> dict[str, Any]:
-    """The layer table as data: shapes (without the batch), parameters, MACs."""
+    """The layer table as data: shapes (without the batch), parameters, MACs.
+
+    Every parameter trains (specs cannot freeze any), so there is one count, `params`.
+    """
     graph = build_graph(spec)
     return {
         "name": graph.name,
         "input_shape": list(graph.input_shape),
         "output_shape": list(graph.output_shape),
         "params": graph.total_params,
-        "trainable_params": graph.total_params,
         "macs": graph.total_macs,
         "layers": [
             {"name": n.name, "op": n.op, "output_shape": list(n.shape or ()), "params": n.params, "macs": n.macs}

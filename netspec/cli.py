@@ -172,7 +172,6 @@ def _print_table(graph: Any, depth: int | None) -> None:
     console.print(table)
     mb = graph.total_params * 4 / 2**20
     console.print(f"total params: {graph.total_params:,} ({mb:.2f} MiB as float32)")
-    console.print(f"trainable params: {graph.total_params:,}")
     console.print(f"MACs per example: {graph.total_macs:,} ({_si(graph.total_macs)}); output {fmt(graph.output_shape)}")
 
 

@@ -173,3 +173,17 @@ def test_when_outside_a_block_is_an_error() -> None:
     found = located(text)
     assert [loc for loc, _ in found] == [at(text, "when"), at(text, "when", 1)], found
     assert all("when: is for layers inside blocks" in m for _, m in found)
+
+
+def test_mistakes_in_independent_branches_are_all_reported() -> None:
+    text = (
+        "name: a\ninput: [3, 4, 4]\nlayers:\n  - op: parallel\n    branches:\n"
+        "      - [{op: conv2d, out: 4, kernel: 9}]\n      - [{op: maxpool, kernel: 7}]\n      - [{op: linear, out: 3}]\n"
+    )
+    with pytest.raises(SpecError) as info:
+        from netspec.compiler.pipeline import build_graph
+
+        build_graph(load_spec("x.yaml", text=text))
+    found = [((d.location.line, d.location.col), d.message) for d in info.value.diagnostics]
+    assert [loc for loc, _ in found] == [at(text, "{op: conv2d"), at(text, "{op: maxpool"), at(text, "{op: linear")], found
+    assert "smaller than kernel 9" in found[0][1] and "smaller than kernel 7" in found[1][1] and "expects a features input" in found[2][1]

@@ -269,11 +269,17 @@ class Expander:
         raw = item["branches"]
         branches = list(raw.items()) if isinstance(raw, dict) else [(str(i), b) for i, b in enumerate(raw)]
         outputs = []
+        problems: list[Diagnostic] = []  # branches are independent: report each one's mistakes
         init = resolve_init(model.init) if model.init else env.init
         for name, branch in branches:
             prefix = f"{path}.{name}"
             inner = replace(env, prefix=prefix, input=inputs[0], scopes=env.scopes + (path,), names={INPUT: inputs[0]}, init=init)
-            outputs.append(self.sequence(branch, inner) if branch else inputs[0])
+            try:
+                outputs.append(self.sequence(branch, inner) if branch else inputs[0])
+            except SpecError as exc:
+                problems += exc.diagnostics
+        if problems:
+            raise SpecError(problems)
         merge = Node(f"{path}.{model.merge}", model.merge, {}, outputs, env.scopes + (path,), env.report_at or where)
         return self.add_node(merge, env).name
 

@@ -187,3 +187,15 @@ def test_mistakes_in_independent_branches_are_all_reported() -> None:
     found = [((d.location.line, d.location.col), d.message) for d in info.value.diagnostics]
     assert [loc for loc, _ in found] == [at(text, "{op: conv2d"), at(text, "{op: maxpool"), at(text, "{op: linear")], found
     assert "smaller than kernel 9" in found[0][1] and "smaller than kernel 7" in found[1][1] and "expects a features input" in found[2][1]
+
+
+@pytest.mark.parametrize(
+    "layer, expected",
+    [
+        ("{op: parallel, branches: 3}", "layers[0].branches: expected a mapping or a list, got 3"),
+        ("{op: relu, from: [true]}", "layers[0].from: expected a layer name or a list of layer names, got [True]"),
+    ],
+)
+def test_a_union_mistake_is_one_line(layer: str, expected: str) -> None:
+    found = messages(f"name: a\ninput: [4]\nlayers:\n  - {layer}\n")
+    assert len(found) == 1 and found[0].endswith(expected), found

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import keyword
 import math
+import re
 from typing import Annotated, Any, Literal, Optional, Union
 
 from pydantic import AfterValidator, BeforeValidator, ConfigDict, Discriminator, Field, GetCoreSchemaHandler, PlainValidator, Tag, ValidationError, ValidationInfo, WithJsonSchema, create_model, field_validator
@@ -335,20 +336,25 @@ class Spec(Model):
 
 
 # ------------------------------------------------------------------ validation with locations
+_UNION_MEMBER_TAGS = frozenset({"__block__", "bool", "str", "int", "float", "list", "dict", "tuple", "none"})
+
+
 def _describe(path: tuple) -> str:
     """`('layers', 3, 'conv2d', 'kernel')` -> `layers[3].kernel` (union tags dropped)."""
     out = ""
     for part in path:
         if isinstance(part, int):
             out += f"[{part}]"
-        elif isinstance(part, str) and not (part in registry.ops() or part in STRUCTURAL_OPS or part == "__block__" or "[" in part or "-" in part):
+        elif isinstance(part, str) and not (
+            part in registry.ops() or part in STRUCTURAL_OPS or part in _UNION_MEMBER_TAGS or "[" in part or "-" in part
+        ):
             out += ("." if out else "") + part
     return out
 
 
 def diagnostics_from(exc: ValidationError, raw: Any, filename: str, prefix: tuple = ()) -> list[Diagnostic]:
     """Turn pydantic errors into located, one-line diagnostics."""
-    found: dict[tuple, Diagnostic] = {}
+    found: dict[tuple, list[str]] = {}
     for err in exc.errors(include_url=False):
         path = prefix + tuple(err["loc"])
         if path and path[-1] == "[key]":  # a bad mapping key: point at the key
@@ -367,10 +373,23 @@ def diagnostics_from(exc: ValidationError, raw: Any, filename: str, prefix: tupl
             message = f"missing required key {field!r}"
         elif err["type"] in ("union_tag_invalid", "union_tag_not_found"):
             message = f"expected a layer: an op name or a mapping with an 'op' key, got {err.get('input')!r}"
-        text = f"{where}: {message}" if where else message
-        key_ = (loc, text)
-        found.setdefault(key_, Diagnostic(loc or Location(filename, 1, 1), text))
-    return list(found.values())
+        messages = found.setdefault((loc or Location(filename, 1, 1), where), [])
+        if message not in messages:
+            messages.append(message)
+    out = []
+    for (loc, where), messages in found.items():
+        for message in _one_per_union(messages):
+            out.append(Diagnostic(loc, f"{where}: {message}" if where else message))
+    return out
+
+
+def _one_per_union(messages: list[str]) -> list[str]:
+    """The members of a union each say what they expected: one line says it for all of them
+    ("expected true or false or a string, got 3")."""
+    parts = [re.fullmatch(r"expected (.*), got (.*)", m, flags=re.S) for m in messages]
+    if len(messages) > 1 and all(parts) and len({p.group(2) for p in parts}) == 1:  # type: ignore[union-attr]
+        return [f"expected {' or '.join(p.group(1) for p in parts)}, got {parts[0].group(2)}"]  # type: ignore[union-attr]
+    return messages
 
 
 def _walk_layers(items: Any, path: tuple):

@@ -58,10 +58,9 @@ def main() -> None:
     if os.environ.get("NETSPEC_DUMP_PASSES"):  # the graph after every compiler pass, and its time
         import logging
 
-        handler = logging.StreamHandler(sys.stderr)
-        handler.setFormatter(logging.Formatter("netspec: %(message)s"))
         logger = logging.getLogger("netspec.passes")
-        logger.addHandler(handler)
+        logger.handlers = [logging.StreamHandler(sys.stderr)]  # this process's stderr (once per run)
+        logger.handlers[0].setFormatter(logging.Formatter("netspec: %(message)s"))
         logger.setLevel(logging.DEBUG)
 
 

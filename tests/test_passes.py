@@ -89,3 +89,20 @@ def test_verify_catches_what_passes_must_keep() -> None:
     graph._nodes["other"] = graph.node("n0")
     with pytest.raises(ValueError, match="filed under 'other'"):
         graph.verify()
+
+
+def test_the_cli_dumps_each_pass_when_asked(tmp_path) -> None:
+    import subprocess
+    import sys
+
+    spec = tmp_path / "m.yaml"
+    spec.write_text(MLP)
+    env = {"NETSPEC_DUMP_PASSES": "1", "PYTHONPATH": str(__import__("pathlib").Path(__file__).resolve().parents[1])}
+    result = subprocess.run([sys.executable, "-m", "netspec", "check", str(spec)], capture_output=True, text=True, env=env)
+    assert result.returncode == 0, result.stderr
+    headers = [line for line in result.stderr.splitlines() if line.startswith("netspec: after pass")]
+    assert [h.split()[3] for h in headers] == ["lint", "shapes", "counts"] and all(h.endswith("ms):") for h in headers)
+    assert "  1 = linear(0) {'out': 8, 'bias': True} -> 8  params=136 macs=128" in result.stderr  # 16·8 + 8 after counts
+    quiet = subprocess.run([sys.executable, "-m", "netspec", "check", str(spec)], capture_output=True, text=True,
+                           env={"PYTHONPATH": env["PYTHONPATH"]})
+    assert "after pass" not in quiet.stderr

@@ -199,3 +199,10 @@ def test_mistakes_in_independent_branches_are_all_reported() -> None:
 def test_a_union_mistake_is_one_line(layer: str, expected: str) -> None:
     found = messages(f"name: a\ninput: [4]\nlayers:\n  - {layer}\n")
     assert len(found) == 1 and found[0].endswith(expected), found
+
+
+def test_pytorch_names_in_block_calls_get_hints_too() -> None:
+    text = "name: a\ninput: [3, 8, 8]\nlayers:\n  - {op: residual, out: 8, in_channels: 3}\n  - {op: vgg_block, convs: 1, out_channels: 8}\n"
+    found = messages(text)
+    assert any("block 'residual' has no parameter 'in_channels' (netspec infers it from the input" in m for m in found), found
+    assert any("block 'vgg_block' has no parameter 'out_channels' (netspec calls it 'out')" in m for m in found), found

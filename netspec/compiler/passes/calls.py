@@ -12,6 +12,7 @@ from typing import Any, Iterator, Mapping
 from pydantic import ValidationError
 
 from netspec.compiler import registry
+from netspec.compiler.messages import FOREIGN_NAMES, INFERRED_NAMES, unknown_key_hint
 from netspec.compiler.schema import META_KEYS, STRUCTURAL_OPS, ParamDecl, param_type_problem
 from netspec.compiler.schema_base import did_you_mean
 from netspec.compiler.yaml_loader import YDict, YList, locate
@@ -33,7 +34,7 @@ def argument_problems(
     problems = [
         Diagnostic(
             report_at or key_locs.get(key, where),
-            f"block {block!r} has no parameter {key!r}{did_you_mean(key, decls)} (parameters: {', '.join(decls) or 'none'})",
+            f"block {block!r} has no parameter {key!r}{_hint(key, decls)} (parameters: {', '.join(decls) or 'none'})",
         )
         for key in args
         if key not in decls
@@ -58,6 +59,13 @@ def argument_problems(
         names = ", ".join(map(repr, missing))
         problems.append(Diagnostic(report_at or where, f"block {block!r} needs parameter{'s' * (len(missing) > 1)} {names}"))
     return values, problems
+
+
+def _hint(key: Any, decls: Decls) -> str:
+    """PyTorch's names (`in_channels`, `out_channels`) get the layer hints; others the nearest parameter."""
+    if key in INFERRED_NAMES or key in FOREIGN_NAMES:
+        return unknown_key_hint(key, [*decls, "op"])
+    return did_you_mean(key, decls)
 
 
 def _has_ref(value: Any) -> bool:

@@ -65,8 +65,8 @@ class Graph:
     """The network as a DAG of `Node`s, with its scopes, input and output.
 
     Nodes are kept in a dict in the order they were added (edges are each node's `inputs`);
-    `graph.nx` gives the same graph as a `networkx.DiGraph` for analysis and drawing. It is
-    built on first use, so that `netspec check` does not pay networkx's import time.
+    `graph.nx` gives a snapshot of it as a `networkx.DiGraph` for graph algorithms, built when
+    asked for, so that `netspec check` does not pay networkx's import time.
     """
 
     name: str
@@ -75,11 +75,9 @@ class Graph:
     output: str = INPUT
     source: str = ""  # the spec file, for messages
     _nodes: dict[str, Node] = field(default_factory=dict, repr=False)
-    _nx: Any = field(default=None, repr=False)
 
     def add(self, node: Node) -> Node:
         self._nodes[node.name] = node
-        self._nx = None
         return node
 
     def node(self, name: str) -> Node:
@@ -111,17 +109,16 @@ class Graph:
 
     @property
     def nx(self) -> "networkx.DiGraph":
-        """The graph as a networkx DiGraph; each node's record is its `node` attribute."""
-        if self._nx is None:
-            import networkx
+        """The graph now, as a networkx DiGraph; each node's record is its `node` attribute.
+        A snapshot: built on each call, so edits made since are in it."""
+        import networkx
 
-            digraph = networkx.DiGraph(name=self.name)
-            for node in self._nodes.values():
-                digraph.add_node(node.name, node=node)
-            for node in self._nodes.values():
-                digraph.add_edges_from((src, node.name) for src in node.inputs)
-            self._nx = digraph
-        return self._nx
+        digraph = networkx.DiGraph(name=self.name)
+        for node in self._nodes.values():
+            digraph.add_node(node.name, node=node)
+        for node in self._nodes.values():
+            digraph.add_edges_from((src, node.name) for src in node.inputs)
+        return digraph
 
     def nodes(self) -> Iterator[Node]:
         """Nodes in a topological order that keeps the order they were added in.

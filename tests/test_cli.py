@@ -154,7 +154,7 @@ def test_check_github_format(runner: CliRunner, specs: Path) -> None:
     line, col = where(BROKEN, "sigmod")
     assert f"::error file={bad},line={line},col={col}::unknown op 'sigmod' (did you mean 'sigmoid'?)" in result.stdout.splitlines()
     annotations = [ln for ln in result.stdout.splitlines() if ln.startswith("::error")]
-    assert len(annotations) == 3  # missing kernel, unknown key kernal, unknown op sigmod
+    assert len(annotations) == 2  # unknown key kernal (the missing kernel), unknown op sigmod
     assert all(re.match(r"^::error file=[^,]+,line=\d+,col=\d+::.+$", ln) for ln in annotations)
 
 

@@ -206,3 +206,16 @@ def test_pytorch_names_in_block_calls_get_hints_too() -> None:
     found = messages(text)
     assert any("block 'residual' has no parameter 'in_channels' (netspec infers it from the input" in m for m in found), found
     assert any("block 'vgg_block' has no parameter 'out_channels' (netspec calls it 'out')" in m for m in found), found
+
+
+@pytest.mark.parametrize(
+    "layer, expected",
+    [
+        ("{op: conv2d, out_channels: 8, kernel: 3}", "layers[0].out_channels: unknown key 'out_channels' (netspec calls it 'out')"),
+        ("{op: conv2d, outt: 8, kernel: 3}", "layers[0].outt: unknown key 'outt' (did you mean 'out'?)"),
+        ("{op: residual, outt: 8}", "block 'residual' has no parameter 'outt' (did you mean 'out'?) (parameters: out, stride, shortcut, bias)"),
+    ],
+)
+def test_a_misspelt_required_key_is_one_mistake_not_two(layer: str, expected: str) -> None:
+    found = messages(f"name: a\ninput: [3, 8, 8]\nlayers:\n  - {layer}\n")
+    assert len(found) == 1 and found[0].endswith(expected), found

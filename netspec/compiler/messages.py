@@ -7,6 +7,7 @@ into a diagnostic (the spec schema, the `train:` section, command-line overrides
 """
 from __future__ import annotations
 
+import difflib
 import re
 from typing import Any, Mapping
 
@@ -29,6 +30,16 @@ FOREIGN_NAMES = {
     "inplace": None,
 }
 INFERRED_NAMES = ("in_channels", "in_features", "num_features", "input_size", "input_shape")
+
+
+def meant_key(key: Any, allowed: Any) -> str | None:
+    """The valid key an unknown one stands for (its torch twin or the nearest), if any."""
+    allowed = [str(a) for a in allowed]
+    twin = FOREIGN_NAMES.get(key) if isinstance(key, str) else None
+    if twin in allowed:
+        return twin
+    close = difflib.get_close_matches(str(key), allowed, n=1, cutoff=0.6)
+    return close[0] if close else None
 
 
 def unknown_key_hint(key: Any, allowed: Any) -> str:

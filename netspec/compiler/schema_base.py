@@ -114,7 +114,7 @@ class Model(BaseModel):
         unknown = [k for k in data if k not in allowed]
         if not unknown:
             return handler(data)
-        from netspec.compiler.messages import unknown_key_hint
+        from netspec.compiler.messages import meant_key, unknown_key_hint
 
         errors: list[InitErrorDetails] = [
             InitErrorDetails(
@@ -126,6 +126,7 @@ class Model(BaseModel):
             )
             for k in unknown
         ]
+        meant = {meant_key(k, allowed) for k in unknown}  # "missing 'out'" beside "'out_channels': say 'out'" says it twice
         try:
             handler({k: v for k, v in data.items() if k in allowed})
         except ValidationError as exc:
@@ -136,5 +137,6 @@ class Model(BaseModel):
                     input=e.get("input"),
                 )
                 for e in exc.errors(include_url=False)
+                if not (e["type"] == "missing" and len(e["loc"]) == 1 and e["loc"][0] in meant)
             ]
         raise ValidationError.from_exception_data(cls.__name__, errors)

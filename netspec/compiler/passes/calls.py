@@ -12,7 +12,7 @@ from typing import Any, Iterator, Mapping
 from pydantic import ValidationError
 
 from netspec.compiler import registry
-from netspec.compiler.messages import FOREIGN_NAMES, INFERRED_NAMES, unknown_key_hint
+from netspec.compiler.messages import FOREIGN_NAMES, INFERRED_NAMES, meant_key, unknown_key_hint
 from netspec.compiler.schema import META_KEYS, STRUCTURAL_OPS, ParamDecl, param_type_problem
 from netspec.compiler.schema_base import did_you_mean
 from netspec.compiler.yaml_loader import YDict, YList, locate
@@ -55,6 +55,8 @@ def argument_problems(
             if problem:
                 problems.append(Diagnostic(report_at or value_locs.get(name, where), f"{block}.{name}: {problem}"))
         values[name] = value
+    meant = {meant_key(key, decls) for key in args if key not in decls}
+    missing = [name for name in missing if name not in meant]  # `outt: 8` already says what `out` lacks
     if missing:  # one call, one line
         names = ", ".join(map(repr, missing))
         problems.append(Diagnostic(report_at or where, f"block {block!r} needs parameter{'s' * (len(missing) > 1)} {names}"))

@@ -219,3 +219,15 @@ def test_pytorch_names_in_block_calls_get_hints_too() -> None:
 def test_a_misspelt_required_key_is_one_mistake_not_two(layer: str, expected: str) -> None:
     found = messages(f"name: a\ninput: [3, 8, 8]\nlayers:\n  - {layer}\n")
     assert len(found) == 1 and found[0].endswith(expected), found
+
+
+def test_a_block_call_may_use_the_input_shape_at_the_top_level() -> None:
+    from netspec.compiler.pipeline import build_graph
+
+    graph = build_graph(load_spec("x.yaml", text="name: a\ninput: [4, 8, 8]\nlayers: [{op: residual, out: $in_channels}]\n"))
+    assert graph.output_shape == (4, 8, 8)
+
+
+def test_only_the_union_member_that_fits_reports() -> None:
+    found = messages("name: a\ninput: [4]\nlayers: [{op: parallel, branches: {a: 3, b: [relu]}}]\n")
+    assert len(found) == 1 and found[0].endswith("layers[0].branches.a: expected a list, got 3"), found

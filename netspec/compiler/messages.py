@@ -125,6 +125,7 @@ _MESSAGES: dict[str, Any] = {
     "literal_error": _literal,
     "string_pattern_mismatch": _pattern,
     "missing": lambda e: "missing required key",
+    "invalid_key": lambda e: f"keys must be names, got {_got(e)}",
 }
 
 

@@ -357,6 +357,8 @@ def diagnostics_from(exc: ValidationError, raw: Any, filename: str, prefix: tupl
     found: dict[tuple, list[str]] = {}
     for err in exc.errors(include_url=False):
         path = prefix + tuple(err["loc"])
+        if _wrong_member(raw, path):
+            continue
         if path and path[-1] == "[key]":  # a bad mapping key: point at the key
             path = path[:-1]
             loc = locate(raw, path, key=True)
@@ -381,6 +383,22 @@ def diagnostics_from(exc: ValidationError, raw: Any, filename: str, prefix: tupl
         for message in _one_per_union(messages):
             out.append(Diagnostic(loc, f"{where}: {message}" if where else message))
     return out
+
+
+def _wrong_member(raw: Any, path: tuple) -> bool:
+    """An error of the union member that does not fit the input's kind (the list member's
+    errors for a mapping): the member that fits says what is wrong."""
+    node = raw
+    for part in path:
+        if isinstance(part, str) and part.startswith(("dict[", "list[")):
+            if isinstance(node, dict) != part.startswith("dict[") and isinstance(node, (dict, list)):
+                return True
+            continue
+        if isinstance(node, dict) and part in node:
+            node = node[part]
+        elif isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):
+            node = node[part]
+    return False
 
 
 def _one_per_union(messages: list[str]) -> list[str]:

@@ -83,7 +83,7 @@ def declarations(params: Any) -> dict[str, ParamDecl] | None:
     out = {}
     for name, decl in params.items():
         try:
-            out[str(name)] = ParamDecl.model_validate({"type": decl} if isinstance(decl, str) else decl)
+            out[name] = ParamDecl.model_validate({"type": decl} if isinstance(decl, str) else decl)
         except ValidationError:
             return None
     return out
@@ -128,6 +128,7 @@ def call_diagnostics(raw: Any, builtin: Mapping[str, Decls]) -> list[Diagnostic]
             op = item.get("op")
             decls = blocks.get(op) if isinstance(op, str) and op not in STRUCTURAL_OPS and registry.get(op) is None else None
             if decls is not None:
-                _, problems = argument_problems(op, decls, item, locate(raw, item_path), refs_unknown=in_block)
+                # `$refs` are checked once substituted (at the top level they may name the input's shape)
+                _, problems = argument_problems(op, decls, item, locate(raw, item_path), refs_unknown=True)
                 out += problems
     return out

@@ -168,18 +168,6 @@ def merge_ops() -> tuple[str, ...]:
     return tuple(sorted(name for name, op in registry.ops().items() if op.max_inputs > 1))
 
 
-class _HoldsLayers(LayerMeta):
-    """Groups are rebuilt with each union; their schema is built when the union's is."""
-
-    model_config = ConfigDict(defer_build=True)
-
-
-def _at_least_two(cls: Any, value: Any) -> Any:
-    if len(value) < 2:
-        raise ValueError("parallel needs at least two branches")
-    return value
-
-
 def _union() -> Any:
     """The union of one model per registered op, the groups and block calls (built once per
     registry version), discriminated by `op`."""
@@ -196,17 +184,10 @@ def _union() -> Any:
             op=(Literal[name], ...),  # type: ignore[valid-type]
         )
         members.append(Annotated[model, Tag(name)])
-    layers = Annotated[list[LayerItem], Field(min_length=1, max_length=MAX_LAYERS_PER_LIST)]
-    sequential = create_model(
-        "SequentialLayer", __base__=_HoldsLayers, __doc__="Layers applied one after another, as one named group.",
-        op=(Literal["sequential"], ...), layers=(layers, ...),
-    )
+    # the groups hold layers: fresh subclasses, so that their schemas hold this union
+    sequential = create_model("SequentialLayer", __base__=SequentialLayer, __doc__=SequentialLayer.__doc__)
     parallel = create_model(
-        "ParallelLayer", __base__=_HoldsLayers,
-        __doc__="Branches applied to the same input, merged by a merge op (add, concat, ...). An empty branch is the identity.",
-        __validators__={"_at_least_two": field_validator("branches")(_at_least_two)},
-        op=(Literal["parallel"], ...),
-        branches=(Union[dict[Name, list[LayerItem]], list[list[LayerItem]]], ...),
+        "ParallelLayer", __base__=ParallelLayer, __doc__=ParallelLayer.__doc__,
         merge=(Literal[merge_ops()], "concat"),  # type: ignore[valid-type]
     )
     members += [Annotated[sequential, Tag("sequential")], Annotated[parallel, Tag("parallel")]]
@@ -214,6 +195,31 @@ def _union() -> Any:
     union = Annotated[Union[tuple(members)], Discriminator(_layer_tag), BeforeValidator(_as_mapping)]
     _union_cache = (version, union)
     return union
+
+
+class SequentialLayer(LayerMeta):
+    """Layers applied one after another, as one named group."""
+
+    model_config = ConfigDict(defer_build=True)  # a template: each union subclasses it (`_union`)
+    op: Literal["sequential"]
+    layers: Annotated[list["LayerItem"], Field(min_length=1, max_length=MAX_LAYERS_PER_LIST)]
+
+
+class ParallelLayer(LayerMeta):
+    """Branches applied to the same input, merged by add, channel concat or another merge op. An empty branch is the identity."""
+
+    model_config = ConfigDict(defer_build=True)  # a template: each union subclasses it (`_union`)
+    op: Literal["parallel"]
+    branches: Union[dict[Name, list["LayerItem"]], list[list["LayerItem"]]]
+    merge: str = "concat"  # each union's subclass takes exactly the registered merge ops
+
+    @field_validator("branches")
+    @classmethod
+    def _at_least_two(cls, value: Any) -> Any:
+        if len(value) < 2:
+            raise ValueError("parallel needs at least two branches")
+        return value
+
 
 ParamType = Literal["int", "float", "bool", "str", "ints"]
 SHAPE_VARIABLES = ("in_channels", "in_height", "in_width", "in_features")  # set from a block's input

@@ -12,7 +12,8 @@ import math
 import re
 from typing import Annotated, Any, Literal, Optional, Union
 
-from pydantic import AfterValidator, BeforeValidator, ConfigDict, Discriminator, Field, GetCoreSchemaHandler, PlainValidator, Tag, ValidationError, ValidationInfo, WithJsonSchema, create_model, field_validator
+from pydantic import AfterValidator, BeforeValidator, Discriminator, Field, PlainValidator, Tag, ValidationError, WithJsonSchema, create_model, field_validator
+from pydantic import ConfigDict, GetCoreSchemaHandler, ValidationInfo
 from pydantic_core import PydanticCustomError
 
 from netspec.compiler import registry

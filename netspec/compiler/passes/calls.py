@@ -113,7 +113,8 @@ def call_diagnostics(raw: Any, builtin: Mapping[str, Decls]) -> list[Diagnostic]
     for name, definition in raw_blocks.items():
         blocks[str(name)] = declarations(definition.get("params")) if isinstance(definition, Mapping) else None
     out: list[Diagnostic] = []
-    roots = [(raw.get("layers"), ("layers",), False)]
+    # a spec with `variants:` gives top-level expressions the variant's names, so `when:` can vary there too
+    roots = [(raw.get("layers"), ("layers",), "variants" in raw)]
     roots += [(d.get("layers"), ("blocks", n, "layers"), True) for n, d in raw_blocks.items() if isinstance(d, Mapping)]
     for items, path, in_block in roots:
         for item, item_path in _items(items, path):

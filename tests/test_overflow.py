@@ -54,3 +54,11 @@ def test_huge_integer_literals_are_refused_at_their_place(tmp_path: Path, digits
     refused(result, "integer literal of")
     line = text[: text.index(number)].count("\n") + 1
     assert f"s.yaml:{line}:" in result.output
+
+
+def test_the_issues_float_input_is_one_line_too(tmp_path: Path) -> None:
+    """`input: [1e6, 1e6, 1e6]` (floats in YAML 1.2) ended in "internal error"; now the schema refuses it."""
+    text = "name: big\ninput: [1e6, 1e6, 1e6]\nlayers: [flatten, {op: linear, out: 10}]\n"
+    result = run(tmp_path, text, "compile", "-o", str(tmp_path / "model.py"))
+    refused(result, "input: expected features ([F]) or channels×height×width ([C, H, W]) as positive integers")
+    assert not (tmp_path / "model.py").exists()

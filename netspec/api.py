@@ -100,7 +100,10 @@ def compile(spec: SpecLike, *, seed: int | None = None) -> "fx.GraphModule":
 
 def summary(spec: SpecLike, *, batch: int | None = None, optimizer: str = "sgd", amp: str | None = None) -> dict[str, Any]:
     """The layer table as data: shapes (without the batch), parameters, MACs; with `batch`,
-    also the training memory plan (`memory`: params, grads, optimizer, activations, total bytes)."""
+    also the training memory plan (`memory`: params, grads, optimizer, activations, total bytes).
+
+    Every parameter trains (specs cannot freeze any), so there is one count, `params`.
+    """
     graph = build_graph(spec)
     if batch is not None:
         from netspec.compiler.memory import plan
@@ -111,7 +114,6 @@ def summary(spec: SpecLike, *, batch: int | None = None, optimizer: str = "sgd",
         "input_shape": list(graph.input_shape),
         "output_shape": list(graph.output_shape),
         "params": graph.total_params,
-        "trainable_params": graph.total_params,
         "macs": graph.total_macs,
         "layers": [
             {"name": n.name, "op": n.op, "output_shape": list(n.shape or ()), "params": n.params, "macs": n.macs}

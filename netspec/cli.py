@@ -17,11 +17,6 @@ import click
 from netspec.errors import Diagnostic, Location, NetspecError, SpecError
 
 
-def fail(message: str, code: int = 2) -> None:
-    click.echo(f"error: {message}" if "\n" not in message and ":" not in message.split(" ")[0] else message, err=True)
-    sys.exit(code)
-
-
 class NetspecGroup(click.Group):
     """Runs a command and turns user errors into clean messages and exit codes."""
 
@@ -60,6 +55,13 @@ class NetspecGroup(click.Group):
 @click.version_option(package_name="netspec")
 def main() -> None:
     """netspec: neural networks written down as YAML, checked before they run."""
+    if os.environ.get("NETSPEC_DUMP_PASSES"):  # the graph after every compiler pass, and its time
+        import logging
+
+        logger = logging.getLogger("netspec.passes")
+        logger.handlers = [logging.StreamHandler(sys.stderr)]  # this process's stderr (once per run)
+        logger.handlers[0].setFormatter(logging.Formatter("netspec: %(message)s"))
+        logger.setLevel(logging.DEBUG)
 
 
 # ------------------------------------------------------------------ check
@@ -223,7 +225,6 @@ def _print_table(graph: Any, depth: int | None, unit: str = "macs", policy: str 
     console.print(table)
     mb = graph.total_params * 4 / 2**20
     console.print(f"total params: {graph.total_params:,} ({mb:.2f} MiB as float32)")
-    console.print(f"trainable params: {graph.total_params:,}")
     counted = total(graph, rule.unit, rule.policy)
     console.print(f"{rule} per example: {counted:,} ({_si(counted)}); output {fmt(graph.output_shape)}")
 

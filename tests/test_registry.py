@@ -48,6 +48,7 @@ def space_to_depth():
         )
     )
     yield op
+    registry.unregister("space_to_depth")
 
 
 SPEC = """
@@ -98,7 +99,16 @@ def test_the_json_schema_knows_registered_ops() -> None:
     assert "SpaceToDepthLayer" in json_schema()["$defs"]
 
 
-def test_ops_from_installed_plugins_are_found_when_a_spec_names_them(monkeypatch) -> None:
+@pytest.fixture
+def throwaway_ops():
+    """Ops a test registers are removed afterwards, so other tests see the real registry."""
+    before = set(registry.ops())
+    yield
+    for name in set(registry.ops()) - before:
+        registry.unregister(name)
+
+
+def test_ops_from_installed_plugins_are_found_when_a_spec_names_them(monkeypatch, throwaway_ops) -> None:
     """A package's `netspec.ops` entry point is loaded the first time a spec names an op
     nobody knows; then the spec validates and compiles."""
     import importlib.metadata
@@ -129,3 +139,47 @@ def test_ops_from_installed_plugins_are_found_when_a_spec_names_them(monkeypatch
     assert looked == []  # specs of known ops never scan installed packages
     graph = netspec.build_graph(netspec.load("p.yaml", text="name: p\ninput: [2]\nlayers: [plugin_double]\n"))
     assert looked == ["netspec.ops"] and graph.node("0").op == "plugin_double"
+
+
+def test_late_registration_rebuilds_in_place_without_reloading_the_schema(throwaway_ops) -> None:
+    """The layer union is rebuilt, not the module: classes other modules imported stay the
+    ones that validate, and module state survives."""
+    import netspec.compiler.pipeline as pipeline
+    import netspec.compiler.schema as schema
+
+    spec_class, block_def, adapter_type = schema.Spec, schema.BlockDef, schema.LayerItem
+    registry.register(
+        OpDef(name="late_negate", params=NoParams, shape=lambda a, ins: ins[0], family="activation",
+              label=lambda a: "neg", doc="negates its input", torch=lambda a, ins: __import__("torch").nn.Identity())
+    )
+    loaded = netspec.load("late.yaml", text="name: late\ninput: [2]\nlayers: [late_negate, {op: late_negate}]\n")
+    assert isinstance(loaded.spec, spec_class) and schema.Spec is spec_class is pipeline.Spec
+    assert schema.BlockDef is block_def and schema.LayerItem is adapter_type
+    assert [n.op for n in netspec.build_graph(loaded).ops()] == ["late_negate", "late_negate"]
+    with pytest.raises(SpecError, match=r"late.yaml:4:\d+: layers\[0\].x: unknown key .x."):
+        netspec.load("late.yaml", text="name: late\ninput: [2]\nlayers:\n  - {op: late_negate, x: 1}\n")
+    # inside a block body too (BlockDef is rebuilt as well as Spec)
+    text = "name: late\ninput: [2]\nblocks:\n  b:\n    layers: [{op: late_negate, y: 2}]\nlayers: [b]\n"
+    with pytest.raises(SpecError, match=r"unknown key 'y'"):
+        netspec.load("late.yaml", text=text)
+
+
+def test_a_registered_merge_op_is_a_parallel_merge(throwaway_ops) -> None:
+    """`parallel`'s `merge:` takes any registered op that takes several inputs."""
+    import operator
+
+    from netspec.compiler.registry import FunctionCall
+
+    registry.register(
+        OpDef(name="late_mul", params=NoParams, shape=lambda a, ins: ins[0], family="merge", label=lambda a: "×",
+              doc="element-wise product", torch=lambda a, ins: FunctionCall(operator.mul, fold=True), min_inputs=2, max_inputs=8)
+    )
+    text = "name: m\ninput: [3]\nlayers:\n  - {op: parallel, merge: late_mul, branches: [[{op: linear, out: 3}], [relu]]}\n"
+    graph = netspec.build_graph(netspec.load("m.yaml", text=text))
+    assert graph.node(graph.output).op == "late_mul"
+    model = netspec.compile(graph)
+    x = torch.randn(4, 3)
+    expected = model.get_submodule("0.0.0")(x) * torch.relu(x)
+    assert torch.allclose(model(x), expected)
+    with pytest.raises(SpecError, match=r"merge: expected one of 'add', 'concat', 'late_mul', got 'relu'"):
+        netspec.load("m.yaml", text=text.replace("late_mul", "relu"))

@@ -427,10 +427,10 @@ def test_augment_shorthands_fill_in_the_runtime_defaults():
 @pytest.mark.parametrize(
     "option, value, phrase",
     [
-        ("--lr", "1e308", "less than or equal to 1000000"),
-        ("--lr", "1.0e39", "less than or equal to 1000000"),
+        ("--lr", "1e308", "at most 1000000"),
+        ("--lr", "1.0e39", "at most 1000000"),
         ("--lr", ".inf", "finite"),
-        ("--weight-decay", "1.0e308", "less than or equal to 1000000"),
+        ("--weight-decay", "1.0e308", "at most 1000000"),
         ("--grad-clip", ".nan", "finite"),
         ("--set", "schedule.min_lr=.inf", "finite"),
     ],

@@ -1,8 +1,16 @@
-"""The graph IR: a networkx DiGraph of primitive ops, each node a plain `Node` record.
+"""The graph IR: primitive ops as plain `Node` records in a dict, in the order they were
+added; an edge is a name in a node's `inputs`. There is no other edge store, so a pass edits
+a graph by editing nodes.
+
+`Graph.nx` is a networkx DiGraph view, built on demand (networkx costs `netspec check` a
+tenth of a second to import), for graph algorithms that pay for it: finding a cycle to
+report, aligning two graphs, laying out a drawing. Neighbour lookups need no networkx:
+`Graph.users()`.
 
 Blocks are gone by the time a graph exists; what remains of them is each node's `scopes`
 (the nested block instances it came from), which diagrams use for clusters and the layer
-table for folding. The IR knows nothing of YAML syntax or of torch.
+table for folding. Each node's `meta` is an open dict where passes record facts of their
+own (as torch.fx's `Node.meta`). The IR knows nothing of YAML syntax or of torch.
 """
 from __future__ import annotations
 
@@ -49,6 +57,7 @@ class Node:
     params: int = 0
     macs: int = 0
     init: Any = None  # InitSpec resolved from the layer, its blocks or the spec default
+    meta: dict[str, Any] = field(default_factory=dict)  # facts later passes add (free-form, by key)
 
 
 @dataclass
@@ -56,8 +65,8 @@ class Graph:
     """The network as a DAG of `Node`s, with its scopes, input and output.
 
     Nodes are kept in a dict in the order they were added (edges are each node's `inputs`);
-    `graph.nx` gives the same graph as a `networkx.DiGraph` for analysis and drawing. It is
-    built on first use, so that `netspec check` does not pay networkx's import time.
+    `graph.nx` gives a snapshot of it as a `networkx.DiGraph` for graph algorithms, built when
+    asked for, so that `netspec check` does not pay networkx's import time.
     """
 
     name: str
@@ -67,11 +76,9 @@ class Graph:
     source: str = ""  # the spec file, for messages
     limits: Any = None  # the spec's `budget:` as compiler.budget.Limits (None: no budget section)
     _nodes: dict[str, Node] = field(default_factory=dict, repr=False)
-    _nx: Any = field(default=None, repr=False)
 
     def add(self, node: Node) -> Node:
         self._nodes[node.name] = node
-        self._nx = None
         return node
 
     def node(self, name: str) -> Node:
@@ -83,19 +90,36 @@ class Graph:
     def __len__(self) -> int:
         return len(self._nodes)
 
+    def __iter__(self) -> Iterator[Node]:
+        """Nodes in the order they were added (whatever their edges; `nodes()` orders them)."""
+        return iter(list(self._nodes.values()))
+
+    def verify(self) -> None:
+        """The IR's invariants (what every pass must leave true): each node filed under its
+        own name, every input and the output exist, no cycle. Raises ValueError."""
+        for name, node in self._nodes.items():
+            if name != node.name:
+                raise ValueError(f"node {node.name!r} is filed under {name!r}")
+            missing = [src for src in node.inputs if src not in self._nodes]
+            if missing:
+                raise ValueError(f"node {name!r}: input {missing[0]!r} does not exist")
+        if self.output not in self._nodes:
+            raise ValueError(f"output {self.output!r} does not exist")
+        for _ in self.nodes():  # raises on a cycle
+            pass
+
     @property
     def nx(self) -> "networkx.DiGraph":
-        """The graph as a networkx DiGraph; each node's record is its `node` attribute."""
-        if self._nx is None:
-            import networkx
+        """The graph now, as a networkx DiGraph; each node's record is its `node` attribute.
+        A snapshot: built on each call, so edits made since are in it."""
+        import networkx
 
-            digraph = networkx.DiGraph(name=self.name)
-            for node in self._nodes.values():
-                digraph.add_node(node.name, node=node)
-            for node in self._nodes.values():
-                digraph.add_edges_from((src, node.name) for src in node.inputs)
-            self._nx = digraph
-        return self._nx
+        digraph = networkx.DiGraph(name=self.name)
+        for node in self._nodes.values():
+            digraph.add_node(node.name, node=node)
+        for node in self._nodes.values():
+            digraph.add_edges_from((src, node.name) for src in node.inputs)
+        return digraph
 
     def nodes(self) -> Iterator[Node]:
         """Nodes in a topological order that keeps the order they were added in.

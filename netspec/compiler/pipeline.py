@@ -7,6 +7,7 @@ from typing import Any
 
 from netspec.compiler.graph import Graph
 from netspec.compiler.passes import run_passes
+from netspec.compiler.passes.calls import call_diagnostics
 from netspec.compiler.passes.expand import expand, prelude
 from netspec.compiler.schema import Spec, validate_spec
 from netspec.compiler.yaml_loader import load_yaml_file, load_yaml_text, locate
@@ -25,7 +26,8 @@ def load_spec(source: str | Path, *, text: str | None = None) -> LoadedSpec:
     """Load and validate a spec from a file (or from `text`, named `source` in messages)."""
     name = str(source)
     raw = load_yaml_text(text, name) if text is not None else load_yaml_file(source)
-    spec = validate_spec(raw, name, set(prelude()))
+    builtin = {block.name: block.definition.params for block in prelude().values()}
+    spec = validate_spec(raw, name, set(builtin), call_diagnostics(raw, builtin))
     return LoadedSpec(spec, raw, name)
 
 

@@ -99,6 +99,13 @@ def register(op: OpDef, *, replace: bool = False) -> OpDef:
     return op
 
 
+def unregister(name: str) -> None:
+    """Remove an op (tests that register throw-away ops clean up with this)."""
+    global _version
+    del _OPS[name]
+    _version += 1
+
+
 def version() -> int:
     """Changes whenever an op is registered."""
     ops()

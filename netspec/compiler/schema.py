@@ -8,19 +8,21 @@ prelude); those are checked against the block's declared parameters when expande
 from __future__ import annotations
 
 import keyword
+import math
+import re
 from typing import Annotated, Any, Literal, Optional, Union
 
 from pydantic import AfterValidator, BeforeValidator, Discriminator, Field, PlainValidator, Tag, ValidationError, WithJsonSchema, create_model, field_validator
+from pydantic import ConfigDict, GetCoreSchemaHandler, ValidationInfo
 from pydantic_core import PydanticCustomError
 
 from netspec.compiler import registry
-from netspec.compiler.schema_base import _ALLOWED_KEYS, Model, did_you_mean, value_type
+from netspec.compiler.messages import message as netspec_message
+from netspec.compiler.schema_base import IDENT, Model, did_you_mean, value_type
 from netspec.compiler.budget import BudgetSpec
 from netspec.compiler.train_schema import TrainConfig
 from netspec.compiler.yaml_loader import YDict, YList, locate
 from netspec.errors import Diagnostic, Location, SpecError
-
-IDENT = r"^[A-Za-z_][A-Za-z0-9_]*$"
 
 
 # Layer names become attributes of torch modules (nn.Module, torch.fx.GraphModule), so the
@@ -147,7 +149,34 @@ class BlockCall(LayerMeta):
         return handler(data)
 
 
-def _layer_item_type() -> Any:
+class LayerItem:
+    """The layer union, as the registry has it now.
+
+    pydantic asks this type for its schema whenever it builds one (`__get_pydantic_core_schema__`),
+    so the models that hold layers (BlockDef, Spec) pick up ops registered later by being
+    rebuilt in place (`ensure_current`): the classes stay the same objects.
+    """
+
+    @classmethod
+    def __get_pydantic_core_schema__(cls, source: Any, handler: GetCoreSchemaHandler) -> Any:
+        return handler.generate_schema(_union())
+
+
+_union_cache: tuple[int, Any] = (-1, None)
+
+
+def merge_ops() -> tuple[str, ...]:
+    """Ops that merge several inputs (parallel's `merge:` takes any of them)."""
+    return tuple(sorted(name for name, op in registry.ops().items() if op.max_inputs > 1))
+
+
+def _union() -> Any:
+    """The union of one model per registered op, the groups and block calls (built once per
+    registry version), discriminated by `op`."""
+    global _union_cache
+    version = registry.version()
+    if _union_cache[0] == version:
+        return _union_cache[1]
     members: list[Any] = []
     for name, op in sorted(registry.ops().items()):
         model = create_model(
@@ -157,24 +186,34 @@ def _layer_item_type() -> Any:
             op=(Literal[name], ...),  # type: ignore[valid-type]
         )
         members.append(Annotated[model, Tag(name)])
-    members += [Annotated[SequentialLayer, Tag("sequential")], Annotated[ParallelLayer, Tag("parallel")]]
+    # the groups hold layers: fresh subclasses, so that their schemas hold this union
+    sequential = create_model("SequentialLayer", __base__=SequentialLayer, __doc__=SequentialLayer.__doc__)
+    parallel = create_model(
+        "ParallelLayer", __base__=ParallelLayer, __doc__=ParallelLayer.__doc__,
+        merge=(Literal[merge_ops()], "concat"),  # type: ignore[valid-type]
+    )
+    members += [Annotated[sequential, Tag("sequential")], Annotated[parallel, Tag("parallel")]]
     members.append(Annotated[BlockCall, Tag("__block__")])
-    return Annotated[Union[tuple(members)], Discriminator(_layer_tag), BeforeValidator(_as_mapping)]
+    union = Annotated[Union[tuple(members)], Discriminator(_layer_tag), BeforeValidator(_as_mapping)]
+    _union_cache = (version, union)
+    return union
 
 
 class SequentialLayer(LayerMeta):
     """Layers applied one after another, as one named group."""
 
+    model_config = ConfigDict(defer_build=True)  # a template: each union subclasses it (`_union`)
     op: Literal["sequential"]
     layers: Annotated[list["LayerItem"], Field(min_length=1, max_length=MAX_LAYERS_PER_LIST)]
 
 
 class ParallelLayer(LayerMeta):
-    """Branches applied to the same input, merged by add or channel concat. An empty branch is the identity."""
+    """Branches applied to the same input, merged by add, channel concat or another merge op. An empty branch is the identity."""
 
+    model_config = ConfigDict(defer_build=True)  # a template: each union subclasses it (`_union`)
     op: Literal["parallel"]
     branches: Union[dict[Name, list["LayerItem"]], list[list["LayerItem"]]]
-    merge: Literal["add", "concat"] = "concat"
+    merge: str = "concat"  # each union's subclass takes exactly the registered merge ops
 
     @field_validator("branches")
     @classmethod
@@ -184,21 +223,66 @@ class ParallelLayer(LayerMeta):
         return value
 
 
-LayerItem = _layer_item_type()
-SequentialLayer.model_rebuild()
-ParallelLayer.model_rebuild()
-_built_for = registry.version()
-
 ParamType = Literal["int", "float", "bool", "str", "ints"]
+SHAPE_VARIABLES = ("in_channels", "in_height", "in_width", "in_features")  # set from a block's input
+
+PARAM_TYPES: dict[str, tuple[Any, str]] = {
+    "int": (lambda v: isinstance(v, int) and not isinstance(v, bool), "an integer"),
+    "float": (lambda v: isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v), "a finite number"),
+    "bool": (lambda v: isinstance(v, bool), "true or false"),
+    "str": (lambda v: isinstance(v, str), "a string"),
+    "ints": (lambda v: isinstance(v, list) and all(isinstance(x, int) and not isinstance(x, bool) for x in v), "a list of integers"),
+}
+
+
+def param_type_problem(value: Any, type_: str, choices: Optional[list[Any]] = None) -> str | None:
+    """Why `value` is not a valid argument of a parameter of this type (None if it is)."""
+    check, expected = PARAM_TYPES[type_]
+    if not check(value):
+        return f"expected {expected}, got {value!r}"
+    if choices is not None and value not in choices:
+        return f"expected one of {', '.join(map(str, choices))}, got {value!r}"
+    return None
 
 
 class ParamDecl(Model):
     """A block parameter: its type, default (absent = required), allowed choices."""
 
     type: ParamType = "int"
-    default: Any = None
     choices: Optional[list[Any]] = None
+    default: Any = None
     doc: str = ""
+
+    @field_validator("choices")
+    @classmethod
+    def _choices_have_the_type(cls, value: Any, info: ValidationInfo) -> Any:
+        for choice in value or ():
+            problem = param_type_problem(choice, info.data.get("type", "int"))
+            if problem:
+                raise PydanticCustomError("param_choice", "{problem}", {"problem": problem})
+        return value
+
+    @field_validator("default")
+    @classmethod
+    def _default_has_the_type(cls, value: Any, info: ValidationInfo) -> Any:
+        """A wrong default is the definition's mistake: reported at the default, once."""
+        if "type" in info.data:
+            problem = param_type_problem(value, info.data["type"], info.data.get("choices"))
+            if problem:
+                raise PydanticCustomError("param_default", "{problem}", {"problem": problem})
+        return value
+
+
+def _not_shape_variable(name: str) -> str:
+    if name in SHAPE_VARIABLES:
+        raise ValueError(
+            f"{name!r} is set from the block's input shape ({', '.join(SHAPE_VARIABLES)} are); "
+            "use it in expressions without declaring it, or choose another parameter name"
+        )
+    return name
+
+
+ParamName = Annotated[TypeName, AfterValidator(_not_shape_variable)]
 
 
 def _param_json(schema: dict[str, Any]) -> None:
@@ -215,8 +299,32 @@ class BlockDef(Model):
     """A parameterised block written in YAML: `$name` and `${expr}` refer to its parameters."""
 
     description: str = ""
-    params: dict[TypeName, Param] = Field(default_factory=dict)
+    params: dict[ParamName, Param] = Field(default_factory=dict)
     layers: Annotated[list[LayerItem], Field(min_length=1, max_length=MAX_LAYERS_PER_LIST)]
+
+
+MAX_DIM = 1_000_000
+
+
+def _input_shape(value: Any) -> list[int]:
+    """`input: 784`, `[784]` or `[C, H, W]`, each a positive integer (never "3", true or 28.0)."""
+    shape = value if isinstance(value, list) else [value]
+    if not all(isinstance(d, int) and not isinstance(d, bool) and 0 < d <= MAX_DIM for d in shape) or len(shape) not in (1, 3):
+        raise PydanticCustomError(
+            "input_shape",
+            "expected features ([F]) or channels×height×width ([C, H, W]) as positive integers"
+            " (at most {most}), got {got}",
+            {"most": f"{MAX_DIM:,}", "got": repr(value)[:100]},
+        )
+    return list(shape)
+
+
+_DIM_SCHEMA = {"type": "integer", "minimum": 1, "maximum": MAX_DIM}
+InputShape = Annotated[
+    Any,
+    PlainValidator(_input_shape),
+    WithJsonSchema({"anyOf": [_DIM_SCHEMA, {"type": "array", "items": _DIM_SCHEMA, "minItems": 1, "maxItems": 3, "not": {"minItems": 2, "maxItems": 2}}]}),
+]
 
 
 class Spec(Model):
@@ -224,20 +332,12 @@ class Spec(Model):
 
     name: TypeName
     description: str = ""
-    input: Union[Annotated[int, Field(gt=0, le=1_000_000)], Annotated[list[Annotated[int, Field(gt=0, le=1_000_000)]], Field(min_length=1, max_length=3)]]
+    input: InputShape
     init: Init = "default"
     blocks: dict[TypeName, BlockDef] = Field(default_factory=dict)
     layers: Annotated[list[LayerItem], Field(min_length=1, max_length=MAX_LAYERS_PER_LIST)]
     train: Optional[TrainConfig] = None
     budget: Optional[BudgetSpec] = Field(None, description="size limits `netspec check` enforces (docs/spec.md#budgets)")
-
-    @field_validator("input")
-    @classmethod
-    def _shape(cls, value: Any) -> Any:
-        shape = [value] if isinstance(value, int) else value
-        if len(shape) == 2:
-            raise ValueError("input is features ([F]) or channels×height×width ([C, H, W])")
-        return shape
 
     @property
     def input_shape(self) -> tuple[int, ...]:
@@ -245,40 +345,78 @@ class Spec(Model):
 
 
 # ------------------------------------------------------------------ validation with locations
+_UNION_MEMBER_TAGS = frozenset({"__block__", "bool", "str", "int", "float", "list", "dict", "tuple", "none"})
+
+
 def _describe(path: tuple) -> str:
     """`('layers', 3, 'conv2d', 'kernel')` -> `layers[3].kernel` (union tags dropped)."""
     out = ""
     for part in path:
         if isinstance(part, int):
             out += f"[{part}]"
-        elif isinstance(part, str) and not (part in registry.ops() or part in STRUCTURAL_OPS or part == "__block__" or "[" in part or "-" in part):
+        elif isinstance(part, str) and not (
+            part in registry.ops() or part in STRUCTURAL_OPS or part in _UNION_MEMBER_TAGS or "[" in part or "-" in part
+        ):
             out += ("." if out else "") + part
     return out
 
 
 def diagnostics_from(exc: ValidationError, raw: Any, filename: str, prefix: tuple = ()) -> list[Diagnostic]:
     """Turn pydantic errors into located, one-line diagnostics."""
-    found: dict[tuple, Diagnostic] = {}
+    found: dict[tuple, list[str]] = {}
     for err in exc.errors(include_url=False):
         path = prefix + tuple(err["loc"])
-        if err["type"] == "unknown_key":
+        if _wrong_member(raw, path):
+            continue
+        if path and path[-1] == "[key]":  # a bad mapping key: point at the key
+            path = path[:-1]
+            loc = locate(raw, path, key=True)
+            where = _describe(path)
+        elif err["type"] == "unknown_key":
             loc = locate(raw, path, key=True)
             where = _describe(path)
         else:
             loc = locate(raw, path)
             where = _describe(path)
-        message = err["msg"]
+        message = netspec_message(err)
         if err["type"] == "missing":
             where, _, field = where.rpartition(".")
             message = f"missing required key {field!r}"
-        elif err["type"] in ("model_type", "model_attributes_type", "dict_type"):  # not "instance of TrainConfig"
-            message = f"expected a mapping, got {err.get('input')!r}"[:200]
         elif err["type"] in ("union_tag_invalid", "union_tag_not_found"):
             message = f"expected a layer: an op name or a mapping with an 'op' key, got {err.get('input')!r}"
-        text = f"{where}: {message}" if where else message
-        key_ = (loc, text)
-        found.setdefault(key_, Diagnostic(loc or Location(filename, 1, 1), text))
-    return list(found.values())
+        messages = found.setdefault((loc or Location(filename, 1, 1), where), [])
+        if message not in messages:
+            messages.append(message)
+    out = []
+    for (loc, where), messages in found.items():
+        for message in _one_per_union(messages):
+            out.append(Diagnostic(loc, f"{where}: {message}" if where else message))
+    return out
+
+
+def _wrong_member(raw: Any, path: tuple) -> bool:
+    """An error of the union member that does not fit the input's kind (the list member's
+    errors for a mapping): the member that fits says what is wrong."""
+    node = raw
+    for part in path:
+        if isinstance(part, str) and part.startswith(("dict[", "list[")):
+            if isinstance(node, dict) != part.startswith("dict[") and isinstance(node, (dict, list)):
+                return True
+            continue
+        if isinstance(node, dict) and part in node:
+            node = node[part]
+        elif isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):
+            node = node[part]
+    return False
+
+
+def _one_per_union(messages: list[str]) -> list[str]:
+    """The members of a union each say what they expected: one line says it for all of them
+    ("expected true or false or a string, got 3")."""
+    parts = [re.fullmatch(r"expected (.*), got (.*)", m, flags=re.S) for m in messages]
+    if len(messages) > 1 and all(parts) and len({p.group(2) for p in parts}) == 1:  # type: ignore[union-attr]
+        return [f"expected {' or '.join(p.group(1) for p in parts)}, got {parts[0].group(2)}"]  # type: ignore[union-attr]
+    return messages
 
 
 def _walk_layers(items: Any, path: tuple):
@@ -317,8 +455,9 @@ def unknown_op_diagnostics(raw: Any, known_blocks: set[str], filename: str) -> l
     return out
 
 
-def validate_spec(raw: Any, filename: str, prelude_blocks: set[str]) -> Spec:
-    """Validate a loaded spec, reporting every problem at once."""
+def validate_spec(raw: Any, filename: str, prelude_blocks: set[str], also: list[Diagnostic] = ()) -> Spec:  # type: ignore[assignment]
+    """Validate a loaded spec, reporting every problem at once (with `also`: the problems
+    other checks of the same raw tree found, such as block calls')."""
     if not isinstance(raw, dict):
         where = getattr(raw, "loc", None) or Location(filename, 1, 1)
         raise SpecError.at(where, "a spec must be a mapping with name, input and layers")
@@ -327,8 +466,8 @@ def validate_spec(raw: Any, filename: str, prelude_blocks: set[str]) -> Spec:
     blocks = raw.get("blocks") if isinstance(raw.get("blocks"), dict) else {}
     unknown = unknown_op_diagnostics(raw, set(blocks) | prelude_blocks, filename)
     if unknown and registry.load_plugins():  # an installed plugin may define them
-        return validate_spec(raw, filename, prelude_blocks)
-    diagnostics += unknown
+        return validate_spec(raw, filename, prelude_blocks, also)
+    diagnostics += unknown + list(also)
     for name in blocks:
         if name in STRUCTURAL_OPS or registry.get(name) is not None:
             where = raw["blocks"].key_locs.get(name) if isinstance(raw["blocks"], YDict) else None
@@ -345,19 +484,14 @@ def validate_spec(raw: Any, filename: str, prelude_blocks: set[str]) -> Spec:
 
 
 def ensure_current() -> None:
-    """Rebuild this module's models if ops were registered after it was imported, so a
-    custom op registered from Python is validated like a built-in one.
-
-    The layer union is a static type built from the registry at import; re-executing the
-    module (importlib.reload keeps the module object and its namespace, so functions
-    imported from here see the new models) is the one rebuild pydantic fully supports.
-    """
-    if registry.version() != _built_for:
-        import importlib
-        import sys
-
-        _ALLOWED_KEYS.clear()
-        importlib.reload(sys.modules[__name__])
+    """Rebuild the models that hold layers if ops were registered since they were built, so
+    a custom op registered from Python is validated like a built-in one."""
+    global _layer_adapter
+    if _union_cache[0] != registry.version():
+        _union()
+        BlockDef.model_rebuild(force=True)  # before Spec, which embeds it
+        Spec.model_rebuild(force=True)
+        _layer_adapter = None
 
 
 _layer_adapter: Any = None

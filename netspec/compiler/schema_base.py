@@ -7,11 +7,13 @@ layer is built, and validated again then.
 from __future__ import annotations
 
 import difflib
+import math
 from typing import Annotated, Any, Callable
 
 from pydantic import BaseModel, ValidationError, ConfigDict, PlainValidator, StringConstraints, WithJsonSchema, model_validator
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
+IDENT = r"^[A-Za-z_][A-Za-z0-9_]*$"
 Ref = Annotated[str, StringConstraints(pattern=r"^\$")]
 _REF_SCHEMA = {"type": "string", "pattern": "^\\$", "description": "a block parameter: $name or ${expr}"}
 MAX_INT = 1_000_000
@@ -22,7 +24,8 @@ def _is_int(v: Any) -> bool:
 
 
 def _is_number(v: Any) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool)
+    """Finite numbers only: `.nan` and `.inf` would only fail inside torch."""
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
 
 
 def value_type(name: str, expected: str, check: Callable[[Any], bool], schema: dict) -> Any:
@@ -90,9 +93,13 @@ _ALLOWED_KEYS: dict[type, frozenset] = {}
 
 
 class Model(BaseModel):
-    """Strict about keys: an unknown key is an error naming the key and the nearest valid one."""
+    """Strict about keys: an unknown key is an error naming the key and the nearest valid one.
 
-    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+    Strict about values too: "3", true or 256.0 are not integers, "0.1" is not a number, and
+    .nan/.inf are refused (they would only fail mid-run).
+    """
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True, strict=True, allow_inf_nan=False)
 
     @model_validator(mode="wrap")
     @classmethod
@@ -107,21 +114,29 @@ class Model(BaseModel):
         unknown = [k for k in data if k not in allowed]
         if not unknown:
             return handler(data)
+        from netspec.compiler.messages import meant_key, unknown_key_hint
+
         errors: list[InitErrorDetails] = [
             InitErrorDetails(
                 type=PydanticCustomError(
-                    "unknown_key", "unknown key {key}{hint}", {"key": repr(k), "hint": did_you_mean(k, sorted(allowed))}
+                    "unknown_key", "unknown key {key}{hint}", {"key": repr(k), "hint": unknown_key_hint(k, allowed)}
                 ),
                 loc=(k,),
                 input=data[k],
             )
             for k in unknown
         ]
+        meant = {meant_key(k, allowed) for k in unknown}  # "missing 'out'" beside "'out_channels': say 'out'" says it twice
         try:
             handler({k: v for k, v in data.items() if k in allowed})
         except ValidationError as exc:
             errors += [
-                InitErrorDetails(type=PydanticCustomError(e["type"], e["msg"].replace("{", "(").replace("}", ")")), loc=e["loc"], input=e.get("input"))
+                InitErrorDetails(
+                    type=PydanticCustomError(e["type"], e["msg"].replace("{", "(").replace("}", ")"), e.get("ctx")),
+                    loc=e["loc"],
+                    input=e.get("input"),
+                )
                 for e in exc.errors(include_url=False)
+                if not (e["type"] == "missing" and len(e["loc"]) == 1 and e["loc"][0] in meant)
             ]
         raise ValidationError.from_exception_data(cls.__name__, errors)

@@ -11,10 +11,10 @@ import copy
 from collections.abc import Mapping
 from typing import Annotated, Any, Literal, Optional, Union
 
-import yaml
 from pydantic import BeforeValidator, ConfigDict, Field, ValidationError, model_validator
 
 from netspec import datasets
+from netspec.compiler.messages import message as netspec_message
 from netspec.compiler.schema_base import Model
 from netspec.errors import Diagnostic, SpecError
 
@@ -109,8 +109,8 @@ class RandomErasingSpec(_Train):
     """Fill a random rectangle (Zhong et al. 2017); scale is a fraction of the image's area."""
 
     p: float = Field(0.5, ge=0, le=1)
-    scale: tuple[float, float] = (0.02, 0.33)
-    ratio: tuple[float, float] = (0.3, 3.3)
+    scale: Annotated[list[float], Field(min_length=2, max_length=2)] = [0.02, 0.33]
+    ratio: Annotated[list[float], Field(min_length=2, max_length=2)] = [0.3, 3.3]
     value: float = 0.0
     tries: int = Field(10, ge=1, le=1000)
 
@@ -215,10 +215,13 @@ def override_names() -> dict[str, str]:
 
 
 def parse_value(text: str) -> Any:
-    """A command-line value read as YAML (`3` -> int, `[a, b]` -> list); unparsable text stays text."""
+    """A command-line value read as YAML 1.2, like spec files (`3` -> int, `1e-3` -> float,
+    `[a, b]` -> list); unparsable text stays text."""
+    from netspec.compiler.yaml_loader import load_yaml_text
+
     try:
-        return yaml.safe_load(text)
-    except yaml.YAMLError:
+        return plain(load_yaml_text(text, "<command line>"))
+    except SpecError:
         return text
 
 
@@ -275,9 +278,7 @@ def _message(err: Mapping[str, Any], overrides: Mapping[str, Any]) -> str:
     path = [str(p) for p in err["loc"] if not str(p).startswith(("function-", "literal["))]
     dotted = ".".join(path)
     named = next((k for k in overrides if dotted == k or dotted.startswith(k + ".")), None)
-    message = "missing required key" if err["type"] == "missing" else err["msg"].removeprefix("Value error, ")
-    if err["type"] not in ("missing", "unknown_key", "value_error") and "input" in err:
-        message += f" (got {err['input']!r})"
+    message = netspec_message(err)
     if named is None:
         return f"train.{dotted}: {message}" if dotted else message
     # only top-level fields have options of their own; any other name came through --set

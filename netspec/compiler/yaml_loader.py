@@ -61,6 +61,9 @@ _YAML12 = (
 )
 
 
+MAX_INT_DIGITS = 40  # far above any value a spec may hold; Python refuses > 4300 with a ValueError
+
+
 def _construct_int(loader: yaml.SafeLoader, node: yaml.ScalarNode) -> int:
     text = loader.construct_scalar(node)
     base = 8 if text.startswith("0o") else 16 if text.startswith("0x") else 10
@@ -85,7 +88,15 @@ def _make_loader(filename: str) -> type[yaml.SafeLoader]:
 
     for tag, pattern, first in _YAML12:
         PositionLoader.add_implicit_resolver(tag, pattern, first)
-    PositionLoader.add_constructor(_INT, _construct_int)
+    def construct_int(loader: yaml.SafeLoader, node: yaml.ScalarNode) -> int:
+        if len(node.value) > MAX_INT_DIGITS:
+            raise SpecError.at(
+                _loc(node.start_mark, filename),
+                f"integer literal of {len(node.value):,} characters is out of range (at most {MAX_INT_DIGITS})",
+            )
+        return _construct_int(loader, node)
+
+    PositionLoader.add_constructor(_INT, construct_int)
     PositionLoader.add_constructor(_FLOAT, _construct_float)
     PositionLoader.add_constructor(_BOOL, _construct_bool)
 

@@ -117,6 +117,7 @@ class Planner:
         self.graph = graph
         self.depth = depth
         self.nodes = list(graph.nodes())
+        self.users = graph.users()
         self.drawn = {p: s for p, s in graph.scopes.items() if is_drawn(s)}
         self.chain = {n.name: tuple(s for s in n.scopes if s in self.drawn) for n in self.nodes}
         self.members: dict[str, list[Node]] = {p: [] for p in self.drawn}
@@ -157,7 +158,7 @@ class Planner:
         return [
             n.name
             for n in self.members[path]
-            if n.name == self.graph.output or any(s not in inside for s in self.graph.nx.successors(n.name))
+            if n.name == self.graph.output or any(s not in inside for s in self.users[n.name])
         ]
 
     def _signature(self, path: str) -> Any:
@@ -198,7 +199,7 @@ class Planner:
         """`second` takes exactly `first`'s output, and nothing else takes it."""
         out = self.exits(first)
         inside_second = {n.name for n in self.members[second]}
-        consumers = set(self.graph.nx.successors(out[0]))
+        consumers = set(self.users[out[0]])
         return self.external_inputs(second) == out and consumers <= inside_second
 
     def _find_runs(self) -> None:
@@ -258,7 +259,7 @@ class Planner:
         if not self.merge_activations or _family(node) != MERGED_FAMILY or len(node.inputs) != 1:
             return None
         src = node.inputs[0]
-        if src == INPUT or self.collapsed_at(src) or self.graph.nx.out_degree(src) != 1:
+        if src == INPUT or self.collapsed_at(src) or len(self.users[src]) != 1:
             return None
         if self.home(src) != self.home(node.name) or self.canonical(src) != src:
             return None

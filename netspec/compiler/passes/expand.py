@@ -18,6 +18,7 @@ from pydantic import TypeAdapter, ValidationError
 from netspec.compiler import registry
 from netspec.compiler.expr import ExprError, evaluate, substitute
 from netspec.compiler.graph import INPUT, Graph, Node, Scope
+from netspec.compiler.passes.calls import argument_problems
 from netspec.compiler.passes.shapes import infer_node
 from netspec.compiler.schema import (
     META_KEYS,
@@ -268,11 +269,17 @@ class Expander:
         raw = item["branches"]
         branches = list(raw.items()) if isinstance(raw, dict) else [(str(i), b) for i, b in enumerate(raw)]
         outputs = []
+        problems: list[Diagnostic] = []  # branches are independent: report each one's mistakes
         init = resolve_init(model.init) if model.init else env.init
         for name, branch in branches:
             prefix = f"{path}.{name}"
             inner = replace(env, prefix=prefix, input=inputs[0], scopes=env.scopes + (path,), names={INPUT: inputs[0]}, init=init)
-            outputs.append(self.sequence(branch, inner) if branch else inputs[0])
+            try:
+                outputs.append(self.sequence(branch, inner) if branch else inputs[0])
+            except SpecError as exc:
+                problems += exc.diagnostics
+        if problems:
+            raise SpecError(problems)
         merge = Node(f"{path}.{model.merge}", model.merge, {}, outputs, env.scopes + (path,), env.report_at or where)
         return self.add_node(merge, env).name
 
@@ -314,51 +321,10 @@ class Expander:
     def bind(self, block: Block, args: dict[str, Any], item: YDict, env: Env, where: Location | None) -> dict[str, Any]:
         """Check a call's arguments against the block's parameters; return all values."""
         decls = {k: (ParamDecl(type=v) if isinstance(v, str) else v) for k, v in block.definition.params.items()}
-        problems = []
-        for key in args:
-            if key not in decls:
-                problems.append(
-                    Diagnostic(
-                        env.report_at or item.key_locs.get(key, where),
-                        f"block {block.name!r} has no parameter {key!r}{did_you_mean(key, decls)}"
-                        f" (parameters: {', '.join(decls) or 'none'})",
-                    )
-                )
-        values: dict[str, Any] = {}
-        for name, decl in decls.items():
-            if name in args:
-                value = args[name]
-            elif "default" in decl.model_fields_set:
-                value = decl.default
-            else:
-                problems.append(Diagnostic(env.report_at or where, f"block {block.name!r} needs parameter {name!r}"))
-                continue
-            problem = _type_problem(value, decl)
-            if problem:
-                at = env.report_at or item.value_locs.get(name, where)
-                problems.append(Diagnostic(at, f"{block.name}.{name}: {problem}"))
-            values[name] = value
+        values, problems = argument_problems(block.name, decls, item, where, env.report_at)
         if problems:
             raise SpecError(problems)
         return values
-
-
-_TYPE_CHECKS = {
-    "int": (lambda v: isinstance(v, int) and not isinstance(v, bool), "an integer"),
-    "float": (lambda v: isinstance(v, (int, float)) and not isinstance(v, bool), "a number"),
-    "bool": (lambda v: isinstance(v, bool), "true or false"),
-    "str": (lambda v: isinstance(v, str), "a string"),
-    "ints": (lambda v: isinstance(v, list) and all(isinstance(x, int) and not isinstance(x, bool) for x in v), "a list of integers"),
-}
-
-
-def _type_problem(value: Any, decl: ParamDecl) -> str | None:
-    check, expected = _TYPE_CHECKS[decl.type]
-    if not check(value):
-        return f"expected {expected}, got {value!r}"
-    if decl.choices is not None and value not in decl.choices:
-        return f"expected one of {', '.join(map(str, decl.choices))}, got {value!r}"
-    return None
 
 
 def expand(spec: Spec, raw: YDict, filename: str) -> Graph:

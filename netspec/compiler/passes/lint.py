@@ -1,7 +1,8 @@
 """Structural checks of a graph: dangling inputs, cycles, unused layers, one output.
 
-Plain Python walks (no networkx) so that `netspec check` stays fast; graphs built from Python
-get the same checks as expanded specs.
+Plain Python walks over the graph's public interface, so that `netspec check` stays fast;
+only a graph that has a cycle pays for networkx, whose `find_cycle` names it. Graphs built
+from Python get the same checks as expanded specs.
 """
 from __future__ import annotations
 
@@ -9,33 +10,22 @@ from netspec.compiler.graph import INPUT, Graph
 from netspec.errors import Diagnostic, SpecError
 
 
-def _find_cycle(graph: Graph) -> list[str] | None:
-    """A cycle as a list of node names, or None (iterative DFS over inputs)."""
-    state: dict[str, int] = {}  # 1 = on the current path, 2 = done
-    for start in (n.name for n in graph._nodes.values()):
-        if state.get(start):
-            continue
-        stack = [(start, iter(graph.node(start).inputs))]
-        state[start] = 1
-        while stack:
-            name, inputs = stack[-1]
-            for src in inputs:
-                if state.get(src) == 1:
-                    path = [n for n, _ in stack]
-                    return path[path.index(src):] + [src]
-                if not state.get(src):
-                    state[src] = 1
-                    stack.append((src, iter(graph.node(src).inputs)))
-                    break
-            else:
-                state[name] = 2
-                stack.pop()
-    return None
+def _cycle(graph: Graph) -> list[str] | None:
+    """A cycle as a list of node names (first repeated last), or None."""
+    try:
+        for _ in graph.nodes():  # a topological walk: stops on a cycle (inputs exist by now)
+            pass
+        return None
+    except ValueError:
+        import networkx
+
+        edges = networkx.find_cycle(graph.nx)
+        return [src for src, _ in edges] + [edges[0][0]]
 
 
 def lint(graph: Graph) -> Graph:
     problems: list[Diagnostic] = []
-    for node in graph._nodes.values():
+    for node in graph:
         for src in node.inputs:
             if src not in graph:
                 problems.append(Diagnostic(node.location, f"{node.op} {node.name!r}: input {src!r} does not exist"))
@@ -43,9 +33,9 @@ def lint(graph: Graph) -> Graph:
         problems.append(Diagnostic(None, f"{graph.source}: output {graph.output!r} does not exist"))
     if problems:
         raise SpecError(problems)
-    cycle = _find_cycle(graph)
+    cycle = _cycle(graph)
     if cycle:
-        raise SpecError([Diagnostic(graph.node(cycle[0]).location, f"the network has a cycle: {' -> '.join(reversed(cycle))}")])
+        raise SpecError([Diagnostic(graph.node(cycle[0]).location, f"the network has a cycle: {' -> '.join(cycle)}")])
     used = {graph.output}
     stack = [graph.output]
     while stack:

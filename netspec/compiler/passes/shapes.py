@@ -5,10 +5,14 @@ and turns a failed rule into an error that names the node, its YAML line and the
 """
 from __future__ import annotations
 
+import math
+
 from netspec.compiler import registry
 from netspec.compiler.graph import INPUT, Graph, Node
 from netspec.compiler.shapes import ShapeError, fmt
 from netspec.errors import SpecError
+
+MAX_ELEMENTS = 2**60  # elements of one tensor: ×8 bytes still fits torch's int64 sizes
 
 
 def infer_node(graph: Graph, node: Node) -> None:
@@ -26,13 +30,24 @@ def infer_node(graph: Graph, node: Node) -> None:
         node.shape = tuple(op.shape(node.attrs, in_shapes))  # type: ignore[arg-type]
     except ShapeError as exc:
         raise SpecError.at(node.location, f"{node.op} {node.name!r}: {exc}") from None
+    if math.prod(node.shape) > MAX_ELEMENTS:
+        raise SpecError.at(
+            node.location,
+            f"{node.op} {node.name!r}: output {fmt(node.shape)} has {math.prod(node.shape):.3g} elements;"
+            f" no tensor can hold more than 2**60 (their size in bytes would overflow)",
+        )
     if any(d <= 0 for d in node.shape):
         shown = ", ".join(fmt(s) for s in in_shapes)  # type: ignore[arg-type]
         raise SpecError.at(node.location, f"{node.op} {node.name!r}: empty output {fmt(node.shape)} from input {shown}")
 
 
-def infer_shapes(graph: Graph) -> Graph:
-    """The pass: (re)infer every shape of a graph."""
+def infer_shapes(graph: Graph, *, again: bool = False) -> Graph:
+    """The pass: infer the shape of every node that has none (with `again`, of every node).
+
+    Expansion already shaped each node it added, with this same rule; a graph built or
+    edited from Python gets its missing shapes here (set a node's shape to None to redo it).
+    """
     for node in graph.nodes():
-        infer_node(graph, node)
+        if again or node.shape is None:
+            infer_node(graph, node)
     return graph

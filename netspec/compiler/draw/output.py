@@ -16,9 +16,9 @@ import graphviz
 from netspec.errors import NetspecError
 
 FORMATS: dict[str, str | None] = {".svg": "svg", ".png": "png", ".pdf": "pdf", ".dot": None, ".gv": None, ".html": "html"}
-# Graphviz's layout grows much faster than linearly: past this many boxes it can run for many
-# minutes (a 10,000-layer branching spec ran over 600 s), so we refuse and say what works.
-MAX_BOXES = 2000
+# Graphviz's layout grows much faster than linearly (here: 600 boxes 4 s, 1,200 boxes 35 s; a
+# 10,000-layer branching spec ran over 600 s), so past this many we refuse and say what works.
+MAX_BOXES = 1000
 DOT_TIMEOUT_S = 120.0  # and a hard stop for the `dot` process, whatever the size
 INSTALL_HINT = (
     "install Graphviz (Debian/Ubuntu: `sudo apt-get install graphviz`, macOS: `brew install graphviz`, "
@@ -48,7 +48,7 @@ def check_size(boxes: int, path: Path, limit: int = MAX_BOXES) -> None:
     if boxes > limit:
         raise DrawError(
             f"cannot write {path}: the diagram has {boxes:,} boxes, more than Graphviz lays out in reasonable time "
-            f"(limit {limit:,}); draw blocks as boxes with --depth N (try --depth 0), or write the interactive "
+            f"(limit {limit:,}, --max-boxes); draw blocks as single boxes with --depth N, or write the interactive "
             f"viewer: -o {path.with_suffix('.html').name}"
         )
 

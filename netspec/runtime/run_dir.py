@@ -22,6 +22,7 @@ from netspec.compiler.train_schema import TrainConfig
 from netspec.errors import TrainingError
 from netspec.runtime import checkpoint as ckpt
 from netspec.runtime import metrics
+from netspec.runtime import tensorboard_log
 from netspec.runtime.options import RunOptions
 
 __all__ = [
@@ -131,6 +132,8 @@ def write_results(run_dir: Path, model: nn.Module, graph: Graph, cfg: TrainConfi
     if cfg.solver == "closed_form":
         with writing(run_dir / metrics.METRICS, kept):
             metrics.MetricsLog(run_dir).rewrite(history)
+        with writing(run_dir / tensorboard_log.EVENTS, kept):
+            tensorboard_log.write_history(run_dir, cfg.model_dump(mode="json"), history)
     with writing(run_dir / metrics.SUMMARY, kept):
         metrics.write_json(run_dir / metrics.SUMMARY, summary)
     with writing(run_dir / metrics.CURVES, kept):

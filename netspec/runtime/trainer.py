@@ -23,6 +23,7 @@ from netspec.errors import CheckpointError, Diagnostic, SpecError, TrainingError
 from netspec.runtime import checkpoint as ckpt
 from netspec.runtime import distributed as dist
 from netspec.runtime import metrics
+from netspec.runtime import tensorboard_log
 from netspec.runtime.augment import Augment, build_augment
 from netspec.runtime.batching import Batches
 from netspec.runtime.device import DeviceSetup, to_device
@@ -270,6 +271,7 @@ def fit(
     """Train the remaining epochs; after each, evaluate and (rank 0) checkpoint atomically."""
     cfg, ctx = trainer.cfg, trainer.ctx
     log = metrics.MetricsLog(run_dir) if run_dir is not None and ctx.is_main else None
+    board = tensorboard_log.Board(run_dir if log is not None else None, cfg.model_dump(mode="json"), trainer.epoch)
     while trainer.epoch < cfg.epochs:
         progress.start_epoch(trainer.epoch + 1, cfg.epochs, trainer.steps)
         try:
@@ -301,7 +303,10 @@ def fit(
                 assert log is not None
                 with writing(log.path):
                     log.append(row)
+                with writing(run_dir / tensorboard_log.EVENTS):
+                    board.epoch(row)
         progress.end_epoch(row, cfg.epochs)
+    board.close()
     return trainer.history
 
 

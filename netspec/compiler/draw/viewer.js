@@ -198,6 +198,20 @@
     return el;
   }
 
+  function route(a, b, x1, y1, x2, y2) {
+    // Next ranks: one S-curve. An edge that skips ranks runs straight down from its tail and
+    // turns to its head at the end, so it passes beside the boxes between; in one column (a
+    // shortcut) it swings out to the right of that column first.
+    if (y2 - y1 <= BOX_H + 2 * GAP_Y) {
+      const bend = Math.max(8, (y2 - y1) / 2);
+      return "M" + x1 + "," + y1 + " C" + x1 + "," + (y1 + bend) + " " + x2 + "," + (y2 - bend) + " " + x2 + "," + y2;
+    }
+    const xs = Math.abs(x2 - x1) < 40 ? Math.max(x1, x2) + Math.max(a.w, b.w) / 2 + 24 : x1;
+    const t = y1 + GAP_Y, h = y2 - GAP_Y;
+    return "M" + x1 + "," + y1 + " C" + x1 + "," + (t - 4) + " " + xs + "," + (y1 + 4) + " " + xs + "," + t +
+      " L" + xs + "," + h + " C" + xs + "," + (y2 - 4) + " " + x2 + "," + (h + 4) + " " + x2 + "," + y2;
+  }
+
   function render() {
     const keep = new Set();
     for (const box of boxes) {
@@ -211,10 +225,7 @@
       const x1 = a.x + a.w / 2, y1 = a.y + a.h, x2 = b.x + b.w / 2, y2 = b.y;
       if (!near(Math.min(x1, x2), Math.min(y1, y2), Math.abs(x2 - x1), Math.abs(y2 - y1))) continue;
       const path = document.createElementNS(SVGNS, "path");
-      const bend = Math.max(12, (y2 - y1) / 2);
-      // An edge that skips ranks in one column (a shortcut) swings out to the right of it.
-      const side = y2 - y1 > BOX_H + 3 * GAP_Y && Math.abs(x2 - x1) < 40 ? Math.max(a.w, b.w) / 2 + 30 : 0;
-      path.setAttribute("d", "M" + x1 + "," + y1 + " C" + (x1 + side) + "," + (y1 + bend) + " " + (x2 + side) + "," + (y2 - bend) + " " + x2 + "," + y2);
+      path.setAttribute("d", route(a, b, x1, y1, x2, y2));
       svg.appendChild(path);
     }
   }

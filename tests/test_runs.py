@@ -116,6 +116,15 @@ def test_resume_continues_the_event_log_without_repeating_epochs(tmp_path):
     assert [r["epoch"] for r in _rows(run)] == [1, 2, 3]
 
 
+def test_a_closed_form_solve_is_logged_as_one_epoch(tmp_path):
+    spec = Path(__file__).resolve().parents[1] / "specs" / "linear_regression_closed_form.yaml"
+    run = tmp_path / "cf"
+    train(spec, None, RunOptions(device="cpu", quiet=True, out=run, save=True))
+    (row,) = _rows(run)
+    events = _events(run)
+    assert [(e.step, e.value) for e in events.Scalars("loss/test")] == [(1, pytest.approx(row["test_loss"], rel=1e-6))]
+
+
 def test_hparams_flatten_nested_settings():
     flat = tensorboard_log.hparams({"optimizer": {"name": "adam", "lr": 0.001}, "augment": [{"p": 1}], "limit": None, "amp": True})
     assert flat == {"optimizer.name": "adam", "optimizer.lr": 0.001, "augment": "[{'p': 1}]", "amp": True}

@@ -157,8 +157,9 @@ def test_block_counts_are_the_graphs(specs):
     assert {s["path"] for s in data["scopes"]} >= {"stage1", "stage1.0", "stage2.0", "stage2.1"}
 
 
-def test_html_ignores_no_option_it_cannot_use(specs, tmp_path):
-    assert render(build_graph(specs["net"]), tmp_path / "m.html", depth=0).read_text(encoding="utf-8").startswith("<!DOCTYPE html>")
+def test_html_takes_the_picture_options_it_can_use(specs, tmp_path):
+    page = render(build_graph(specs["net"]), tmp_path / "m.html", depth=1, rankdir="LR", fold_repeats=False)
+    assert page.read_text(encoding="utf-8").startswith("<!DOCTYPE html>")
 
 
 # ---------------------------------------------------------------------- in a browser
@@ -220,6 +221,14 @@ def test_hover_shows_op_parameters_shape_and_counts(browser, pages, specs):
     ActionChains(browser).move_to_element(block).perform()
     params = sum(graph.node(n).params for n in members(graph, "stage1"))
     assert f"params: {params:,}" in tip.text and "block: sequential" in tip.text
+
+
+def test_depth_sets_how_deep_blocks_start_open(browser, specs, tmp_path):
+    out = tmp_path / "d1.html"
+    assert CliRunner().invoke(main, ["draw", str(specs["net"]), "-o", str(out), "--depth", "1"]).exit_code == 0
+    _open(browser, out)
+    assert set(_names(browser, ".box.frame")) == {"stage1", "stage2"}  # nested 0 deep: open
+    assert set(_names(browser, ".box.block")) == {"stage1.0", "stage1.1", "stage1.2", "stage2.0", "stage2.1", "stage2.2"}
 
 
 def test_search_finds_a_layer_inside_collapsed_blocks(browser, pages):

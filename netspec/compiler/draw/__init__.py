@@ -58,7 +58,7 @@ def render(
     timeout: float = DOT_TIMEOUT_S,
 ) -> Path:
     """Draw `graph` to `path` (.svg, .png, .pdf, .dot for the DOT source, or .html for the
-    interactive viewer, which ignores the drawing options but `title`).
+    interactive viewer, which uses only `title` and `depth`: how deep blocks start open).
 
     depth: None draws every op; N draws blocks nested N deep as one box each (0: every
     top-level block and named group is one box). fold_repeats: consecutive identical
@@ -71,7 +71,7 @@ def render(
     if fmt == "html":
         from netspec.compiler.draw.html import page
 
-        return _save(path, page(graph, title=title).encode("utf-8"))
+        return _save(path, page(graph, title=title, depth=depth).encode("utf-8"))
     layout = _plan(graph, depth, rankdir, fold_repeats)
     if fmt is not None:
         check_size(len(layout.items), path, max_boxes)

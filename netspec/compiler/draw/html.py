@@ -107,10 +107,12 @@ def _asset(name: str) -> str:
     return resources.files("netspec.compiler.draw").joinpath(name).read_text(encoding="utf-8")
 
 
-def page(graph: Graph, title: str | None = None) -> str:
-    """The whole HTML page for `graph`."""
+def page(graph: Graph, title: str | None = None, depth: int | None = None) -> str:
+    """The whole HTML page for `graph`; `depth` N opens blocks nested less than N deep on
+    opening (None: as many levels as keep about `OPEN_BOXES` boxes on the page)."""
     data = viewer_data(graph)
     data["title"] = title or graph.name
+    data["open_depth"] = depth
     return (
         "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\n"
         f"<title>{escape(data['title'])} · netspec</title>\n"

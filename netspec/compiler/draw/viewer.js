@@ -333,6 +333,7 @@
   const order = S.map((s, j) => j).sort((a, b) => depth[a] - depth[b] || first[a] - first[b]);
   for (const j of order) {
     const p = S[j].parent;
+    if (D.open_depth !== null && D.open_depth !== undefined) { open[j] = depth[j] < D.open_depth ? 1 : 0; continue; }
     if (p >= 0 && !open[p]) continue;
     const more = unitsOf.get(j).length - 1;
     if (shown + more <= D.open_boxes) { open[j] = 1; shown += more; }

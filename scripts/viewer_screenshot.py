@@ -30,7 +30,7 @@ try:
         driver.find_element("css selector", f'.box.block[data-name="{name}"]').click()
     driver.execute_script("document.getElementById('view').scrollTop = 120")
     driver.execute_script("return new Promise(r => requestAnimationFrame(() => requestAnimationFrame(r)))")
-    ActionChains(driver).move_to_element(driver.find_element("css selector", '.box.op[data-name="b3.0.conv1"]')).perform()
+    ActionChains(driver).move_to_element(driver.find_element("css selector", '.box.op[data-name="b3.0.conv3"]')).perform()
     driver.save_screenshot("docs/img/viewer.png")
 finally:
     driver.quit()

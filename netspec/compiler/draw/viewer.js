@@ -81,45 +81,60 @@
     return Math.max(96, Math.min(420, CHAR * Math.max(a.length, b.length) + 22));
   }
 
-  function layout(scope) { // {w, h, kids: [{u, x, y, sub}]} of an open scope (or the root)
+  function layout(scope) { // {w, h, kids: [{u, x, y, w, h, sub}]} of an open scope (or the root)
     const units = unitsOf.get(scope);
     const level = scope === ROOT ? 0 : depth[scope] + 1;
     const inside = (i) => scope === ROOT || N[i].chain[level - 1] === scope;
     const unitAt = (i) => (N[i].chain.length > level ? NN + N[i].chain[level] : i);
     const rank = new Map();
+    const preds = new Map(); // unit -> the units inside this scope that feed it
     for (const u of units) {
       let r = 0;
+      const from = new Set();
       for (const m of isScope(u) ? members[u - NN] : [u]) {
         for (const p of N[m].inputs) {
           if (!inside(p)) continue;
           const pu = unitAt(p);
-          if (pu !== u && rank.has(pu)) r = Math.max(r, rank.get(pu) + 1);
+          if (pu !== u && rank.has(pu)) { r = Math.max(r, rank.get(pu) + 1); from.add(pu); }
         }
       }
       rank.set(u, r);
+      preds.set(u, from);
     }
     const rows = [];
     for (const u of units) (rows[rank.get(u)] = rows[rank.get(u)] || []).push(u);
+    // Rank by rank, each unit goes under the mean of the units feeding it (so a branch stays in
+    // its column), pushed right as far as needed to keep the boxes apart; x is a centre here.
+    const centre = new Map();
     const kids = [];
-    let y = scope === ROOT ? PAD : HEAD + PAD, width = 0;
-    const placed = [];
+    let y = scope === ROOT ? PAD : HEAD + PAD, left = Infinity, right = -Infinity;
     for (const row of rows) {
       if (!row) continue;
       const items = row.map((u) => {
         const sub = isScope(u) && open[u - NN] ? layout(u - NN) : null;
-        return { u, sub, w: sub ? sub.w : boxWidth(u), h: sub ? sub.h : BOX_H };
+        const xs = [...preds.get(u)].map((p) => centre.get(p));
+        return { u, sub, w: sub ? sub.w : boxWidth(u), h: sub ? sub.h : BOX_H, want: xs.length ? xs.reduce((a, b) => a + b) / xs.length : null };
       });
-      const rowW = items.reduce((a, it) => a + it.w, 0) + GAP_X * (items.length - 1);
-      const rowH = Math.max(...items.map((it) => it.h));
-      placed.push({ items, rowW, y });
-      width = Math.max(width, rowW);
-      y += rowH + GAP_Y;
+      if (items.every((it) => it.want === null)) { // a first rank: centred on 0
+        let x = -(items.reduce((a, it) => a + it.w, 0) + GAP_X * (items.length - 1)) / 2;
+        for (const it of items) { it.want = x + it.w / 2; x += it.w + GAP_X; }
+      }
+      let edge = -Infinity;
+      for (const it of items) {
+        const x = Math.max(it.want === null ? edge + it.w / 2 : it.want, edge + it.w / 2);
+        centre.set(it.u, x);
+        edge = x + it.w / 2 + GAP_X;
+        kids.push({ u: it.u, x: x - it.w / 2, y, w: it.w, h: it.h, sub: it.sub });
+        left = Math.min(left, x - it.w / 2);
+        right = Math.max(right, x + it.w / 2);
+      }
+      y += Math.max(...items.map((it) => it.h)) + GAP_Y;
     }
-    if (scope !== ROOT) width = Math.max(width, CHAR * frameTitle(scope).length + 10);
-    for (const row of placed) {
-      let x = PAD + (width - row.rowW) / 2;
-      for (const it of row.items) { kids.push({ u: it.u, x, y: row.y, w: it.w, h: it.h, sub: it.sub }); x += it.w + GAP_X; }
-    }
+    let width = right - left;
+    const title = scope === ROOT ? 0 : CHAR * frameTitle(scope).length + 10;
+    const shift = PAD - left + Math.max(0, (title - width) / 2);
+    width = Math.max(width, title);
+    for (const k of kids) k.x += shift;
     return { w: width + 2 * PAD, h: y - GAP_Y + PAD, kids };
   }
 

@@ -139,7 +139,7 @@ def _compare(a: Any, b: Any) -> None:
 
 
 @click.command("runs")
-@click.argument("folders", nargs=-1, type=click.Path(path_type=Path))
+@click.argument("folders", nargs=-1, type=click.Path(path_type=Path), metavar="[FOLDER | RUN_A RUN_B]")
 @click.option("--json", "as_json", is_flag=True, help="Print the runs as JSON instead of a table.")
 def runs(folders: tuple[Path, ...], as_json: bool) -> None:
     """List the training runs under FOLDER (default: runs/), or compare two run folders.

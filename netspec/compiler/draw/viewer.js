@@ -160,7 +160,7 @@
         const k = a * (NN + S.length) + b;
         if (a === b || seen.has(k)) continue;
         seen.add(k);
-        edges.push([where.get(a), where.get(b), N[p].shape]);
+        edges.push([where.get(a), where.get(b)]);
       }
     });
     canvas.style.width = root.w + "px";

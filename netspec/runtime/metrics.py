@@ -1,7 +1,7 @@
 """What a run records: metrics.jsonl (one line per epoch), summary.json and the pictures.
 
-`curves.png` is the textbook's training plot (train loss, train accuracy and test accuracy
-against epochs on one axis); `grad_norms.png` shows each layer's gradient norm per epoch on
+`curves.png` is the training plot: loss (train, val, test) and accuracy (train, val, test)
+against epochs, each on its own labelled axis; `grad_norms.png` shows each layer's gradient norm per epoch on
 a log scale, where vanishing gradients in a deep sigmoid stack are plain to see.
 matplotlib is imported only when a picture is drawn (with the Agg backend: no display).
 """
@@ -71,27 +71,52 @@ def _pyplot() -> Any:
     return plt
 
 
-def plot_curves(rows: Sequence[Mapping[str, Any]], path: Path, title: str = "") -> None:
-    """Train loss, train acc, val acc and test acc per epoch, like d2l's Animator."""
-    plt = _pyplot()
+LOSSES = {"train_loss": ("train loss", "-"), "val_loss": ("val loss", "-."), "test_loss": ("test loss", ":")}
+ACCURACIES = {"train_acc": ("train acc", "-"), "val_acc": ("val acc", "-."), "test_acc": ("test acc", ":")}
+
+
+def _series(ax: Any, rows: Sequence[Mapping[str, Any]], styles: Mapping[str, tuple[str, str]]) -> int:
+    """Plot each key that has a value in some row; returns how many lines were drawn."""
     epochs = [r["epoch"] for r in rows]
-    fig, ax = plt.subplots(figsize=(5, 3.5), dpi=120)
-    styles = {"train_loss": ("train loss", "-"), "train_acc": ("train acc", "--"), "val_acc": ("val acc", "-."), "test_acc": ("test acc", ":")}
+    drawn = 0
     for key, (label, style) in styles.items():
         values = [r.get(key) for r in rows]
         if any(v is not None for v in values):
             ax.plot(epochs, [math.nan if v is None else v for v in values], style, marker="o" if len(rows) < 3 else None, label=label)
-    if all(r.get("train_acc") is None for r in rows) and any(r.get("test_loss") is not None for r in rows):
-        ax.plot(epochs, [r.get("test_loss", math.nan) for r in rows], ":", label="test loss")
+            drawn += 1
     ax.set_xlabel("epoch")
     ax.xaxis.set_major_locator(_integer_ticks())
     ax.set_xlim(min(epochs, default=1) - 0.05, max(epochs, default=1) + 0.05)
     ax.grid(True, alpha=0.3)
-    ax.legend()
+    return drawn
+
+
+def curves_figure(rows: Sequence[Mapping[str, Any]], title: str = "") -> Any:
+    """Loss (train, val, test) and accuracy (train, val, test) per epoch on two labelled axes,
+    side by side; a regression run, which has no accuracy, gets the loss axis alone."""
+    plt = _pyplot()
+    has_acc = any(r.get(k) is not None for r in rows for k in ACCURACIES)
+    fig, axes = plt.subplots(1, 2 if has_acc else 1, figsize=(9 if has_acc else 5, 3.5), dpi=120, squeeze=False)
+    loss_ax = axes[0][0]
+    if _series(loss_ax, rows, LOSSES):
+        loss_ax.legend()
+    loss_ax.set_ylabel("loss")
+    loss_ax.set_title("loss")
+    if has_acc:
+        acc_ax = axes[0][1]
+        _series(acc_ax, rows, ACCURACIES)
+        acc_ax.set_ylabel("accuracy")
+        acc_ax.set_title("accuracy")
+        acc_ax.legend()
     if title:
-        ax.set_title(title)
+        fig.suptitle(title)
     fig.tight_layout()
-    _save(fig, plt, path)
+    return fig
+
+
+def plot_curves(rows: Sequence[Mapping[str, Any]], path: Path, title: str = "") -> None:
+    """curves.png: see `curves_figure`."""
+    _save(curves_figure(rows, title), _pyplot(), path)
 
 
 def plot_grad_norms(rows: Sequence[Mapping[str, Any]], path: Path, title: str = "") -> None:

@@ -33,6 +33,7 @@ from netspec.errors import TrainingError
 from netspec.files import TEMP_SUFFIX, atomic_write, clean_temporaries, open_regular
 from netspec.runtime import checkpoint as ckpt
 from netspec.runtime import metrics
+from netspec.runtime import tensorboard_log
 from netspec.runtime.options import RunOptions
 
 __all__ = [
@@ -166,6 +167,17 @@ class RunDir:
 
     def __init__(self, path: Path, writes: bool = True) -> None:
         self.path, self.writes = Path(path), writes
+        self.board: tensorboard_log.Board | None = None
+
+    def open_board(self, settings: Mapping[str, Any], resumed_after: int = 0) -> None:
+        """TensorBoard's event log for the epochs to come (rank 0; opened at the first epoch)."""
+        if self.writes:
+            self.board = tensorboard_log.Board(self.path, settings, resumed_after)
+
+    def close_board(self) -> None:
+        if self.board is not None:
+            self.board.close()
+            self.board = None
 
     def file(self, name: str) -> Path:
         return self.path / name
@@ -245,6 +257,10 @@ class RunDir:
             with writing(self.file(ckpt.CHECKPOINT), kept):
                 ckpt.save_checkpoint(self.file(ckpt.CHECKPOINT), state)
             self._derived(state)
+            history = state.get("history") or []
+            if self.board is not None and history:
+                with writing(self.path / tensorboard_log.EVENTS):
+                    self.board.epoch(history[-1])
 
     def finish(self, model: nn.Module, graph: Graph, cfg: TrainConfig, history: list[dict[str, Any]], summary: dict[str, Any], grad_norms: bool = False) -> None:
         """After training: a closed-form run's weights and metrics (it has no checkpoint), the
@@ -258,6 +274,8 @@ class RunDir:
                     ckpt.save_weights(model, self.file(ckpt.WEIGHTS))
                 with writing(self.file(metrics.METRICS), kept):
                     metrics.MetricsLog(self.path).rewrite(history)
+                with writing(self.path / tensorboard_log.EVENTS, kept):
+                    tensorboard_log.write_history(self.path, cfg.model_dump(mode="json"), history)
             with writing(self.file(metrics.CURVES), kept):
                 metrics.plot_curves(history, self.file(metrics.CURVES), title=graph.name)
             if grad_norms:

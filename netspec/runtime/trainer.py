@@ -11,6 +11,7 @@ import math
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -266,8 +267,18 @@ def fit(
     trainer: Trainer, progress: Progress, run: RunDir | None, evaluate_test: bool = True
 ) -> list[dict[str, Any]]:
     """Train the remaining epochs; after each, evaluate and hand the run folder the epoch."""
-    cfg, ctx = trainer.cfg, trainer.ctx
     run_dir = run.path if run is not None else None
+    if run is not None:
+        run.open_board(trainer.cfg.model_dump(mode="json"), resumed_after=trainer.epoch)
+    try:
+        return _epochs(trainer, progress, run, run_dir, evaluate_test)
+    finally:
+        if run is not None:
+            run.close_board()
+
+
+def _epochs(trainer: Trainer, progress: Progress, run: RunDir | None, run_dir: Path | None, evaluate_test: bool) -> list[dict[str, Any]]:
+    cfg, ctx = trainer.cfg, trainer.ctx
     while trainer.epoch < cfg.epochs:
         progress.start_epoch(trainer.epoch + 1, cfg.epochs, trainer.steps)
         try:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import signal
 import tempfile
+from fnmatch import fnmatch
 import threading
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
@@ -89,7 +90,7 @@ def _is_unfinished_run(folder: Path) -> bool:
     """A run folder of ours that no epoch completed and that never finished (safe to start
     again in): our spec.yaml, only our files, no checkpoint.pt, no summary.json."""
     try:
-        names = {p.name for p in folder.iterdir() if not p.name.endswith(TEMP_SUFFIX)}
+        names = {p.name for p in folder.iterdir() if not p.name.endswith(TEMP_SUFFIX) and not fnmatch(p.name, tensorboard_log.EVENTS)}
     except OSError:
         return False
     return _is_run(folder) and names <= set(RUN_FILES) - {ckpt.CHECKPOINT, metrics.SUMMARY}
@@ -203,7 +204,7 @@ class RunDir:
         run = cls(path)
         check_writable(path)
         clean_temporaries(path)
-        for stale in set(RUN_FILES) - {SPEC_FILE}:
+        for stale in [*(set(RUN_FILES) - {SPEC_FILE}), *(p.name for p in path.glob(tensorboard_log.EVENTS))]:
             with writing(run.file(stale)):
                 run.file(stale).unlink(missing_ok=True)
         run._write(SPEC_FILE, _spec_text(tree, source).encode())

@@ -6,7 +6,6 @@ install Graphviz, never a traceback.
 """
 from __future__ import annotations
 
-import os
 import subprocess
 from pathlib import Path
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import settings
 
 from work import WorkExceeded, call_budget, count_calls
 
@@ -49,3 +50,12 @@ def test_count_calls_counts_one_function_and_restores_it(monkeypatch: pytest.Mon
         with count_calls(monkeypatch, Box, "add", limit=10):
             for i in range(100):
                 Box().add(i)
+
+
+def test_hypothesis_has_no_deadline_unless_a_test_sets_one() -> None:
+    assert settings.default.deadline is None
+
+
+
+def test_settings_that_name_no_deadline_inherit_none() -> None:
+    assert settings(max_examples=3).deadline is None  # as `@settings(max_examples=...)` in a test file

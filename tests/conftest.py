@@ -3,6 +3,12 @@ from __future__ import annotations
 
 import pytest
 import torch
+from hypothesis import settings
+
+# No wall-clock limits in the default run (issue 8 §6): Hypothesis' default deadline (200 ms
+# per example) is one, and a busy machine trips it. Work is bounded by max_examples instead.
+settings.register_profile("netspec", deadline=None)
+settings.load_profile("netspec")
 
 
 @pytest.fixture

@@ -7,13 +7,14 @@ from __future__ import annotations
 
 import re
 import textwrap
-import time
 
 import pytest
 
 import netspec
 from netspec.compiler.expr import ExprError, evaluate
+from netspec.compiler.passes.expand import Expander
 from netspec.errors import Location, NetspecError, SpecError
+from work import call_budget, count_calls
 
 F = "x.yaml"
 LINE = re.compile(r"^x\.yaml:(\d+):(\d+): (.+)$")
@@ -54,7 +55,7 @@ def builds(text: str):
 
 
 def warm() -> None:
-    """Build a trivial spec first, so timings don't include one-off set-up (pydantic, prelude)."""
+    """Build a trivial spec first, so work budgets don't include one-off set-up (pydantic, prelude)."""
     builds(spec("blocks:\n  b:\n    layers: [relu]\nlayers: [b, {op: relu, repeat: 2}]\n"))
 
 
@@ -319,9 +320,8 @@ def test_a_block_named_like_a_builtin_op_is_refused() -> None:
 def test_recursive_blocks_are_refused(blocks: str, chain: str) -> None:
     text = spec(f"blocks:\n  {blocks}layers:\n  - a\n")
     warm()
-    start = time.perf_counter()
-    loc, message = one_error(text)
-    assert time.perf_counter() - start < 1.0
+    with call_budget(20_000):  # about 1,500 calls; recursing to the block depth limit costs far more
+        loc, message = one_error(text)
     assert message == f"block 'a' calls itself ({chain})"
     assert loc is not None and loc.file == F
 
@@ -362,23 +362,21 @@ def test_repeat_1000_is_allowed() -> None:
 def test_repeat_a_billion_fails_fast_naming_the_limit() -> None:
     text = spec("layers:\n  - {op: conv2d, out: 4, kernel: 1, repeat: 1000000000}\n")
     warm()
-    start = time.perf_counter()
-    found = errors(text)
-    assert time.perf_counter() - start < 1.0
+    with call_budget(20_000):  # refused before expansion: 1,000 relus alone take 90,000 calls
+        found = errors(text)
     assert any("1 to 1000" in msg and "1000000000" in msg for _, msg in found), found
 
 
 def test_repeat_a_billion_through_a_block_parameter_fails_fast() -> None:
     text = spec("blocks:\n  b:\n    params: {n: int}\n    layers: [{op: relu, repeat: $n}]\nlayers:\n  - {op: b, n: 1000000000}\n")
     warm()
-    start = time.perf_counter()
-    found = errors(text)
-    assert time.perf_counter() - start < 1.0
+    with call_budget(20_000):  # refused before expansion: 1,000 relus alone take 90,000 calls
+        found = errors(text)
     assert all(loc == at(text, "$n") for loc, _ in found)
     assert any("1000" in msg for _, msg in found)
 
 
-def test_nested_repeats_are_bounded_by_the_layer_limit() -> None:
+def test_nested_repeats_are_bounded_by_the_layer_limit(monkeypatch: pytest.MonkeyPatch) -> None:
     text = spec(
         """\
         blocks:
@@ -390,10 +388,11 @@ def test_nested_repeats_are_bounded_by_the_layer_limit() -> None:
           - {op: b, repeat: 1000}
         """
     )
-    warm()
-    start = time.perf_counter()
-    loc, message = one_error(text)
-    assert time.perf_counter() - start < 2.0
+    # at most 20,000 layers, plus the 21 block calls that hold them, are expanded before the
+    # refusal; without the limit expansion would go on to 10**9 (stopped at 40,000 here)
+    with count_calls(monkeypatch, Expander, "expand", limit=40_000) as expanded:
+        loc, message = one_error(text)
+    assert 20_000 <= expanded.calls <= 20_000 + 100, expanded.calls
     assert "network too large" in message and "20000" in message
 
 

@@ -11,6 +11,7 @@ registry, so an op or block without examples fails here instead of landing untes
 """
 from __future__ import annotations
 
+import itertools
 import json
 from typing import Any
 
@@ -171,3 +172,53 @@ def test_op_exports_to_onnx(name: str, tmp_path) -> None:
         torch.testing.assert_close(torch.from_numpy(y), module(x).detach(), atol=1e-4, rtol=1e-4)
         exported += 1
     assert exported, f"no example of {name!r} exports to ONNX"
+
+
+# ---------------------------------------------------------------- memory
+# Ops whose static rule may differ from autograd's bytes, with why (kept empty unless justified).
+SAVED_TOLERANCE: dict[str, float] = {}
+
+
+def _example_graph(name: str, example: Any, trained_before: bool, saved_after: bool = False) -> Graph:
+    """The example's graph; with `trained_before`, its first input comes from a linear layer
+    over the last dimension (same shape), so that it needs a gradient: an op on the raw input
+    alone is not recorded by autograd and saves nothing, which would test nothing. With
+    `saved_after`, a layer_scale (which saves its input) follows, so that the op's output is
+    saved: a view (`OpDef.view`) then keeps its input's whole storage."""
+    first, *others = example.inputs
+    layers: list[dict[str, Any]] = []
+    for k, shape in enumerate(others, start=1):
+        layers += _helpers(shape, k)
+    sources = ["input"] + [f"h{k}" for k in range(1, len(others) + 1)]
+    if trained_before:
+        layers.append({"op": "linear", "name": "pre", "from": "input", "out": first[-1]})
+        sources[0] = "pre"
+    layers.append({"op": name, "name": "op", **example.params, "from": sources})
+    if saved_after:
+        layers.append({"op": "layer_scale", "name": "post", "init_value": 0.5})
+    return _build(_spec(layers, first))
+
+
+@pytest.mark.parametrize("name", OPS)
+def test_op_saved_bytes_equal_autograd(name: str) -> None:
+    """`OpDef.saved` / `OpDef.view` against what autograd really packs for backward.
+
+    For every example, the static plan of netspec/compiler/memory.py equals the bytes seen
+    by saved_tensors_hooks in a real training-mode forward (tests/test_memory.py's rule: once
+    per storage, parameters and buffers left out). The merge helpers (conv2d, adaptive_avgpool,
+    flatten, linear) are in both sides; they conform on their own examples.
+    """
+    from test_memory import measured_saved_bytes
+
+    from netspec.compiler.memory import saved_activation_bytes
+
+    torch.set_num_threads(1)
+    variants = ((False, False), (True, False), (True, True))
+    for example, (trained_before, saved_after) in itertools.product(registry.get(name).examples, variants):
+        graph = _example_graph(name, example, trained_before, saved_after)
+        torch.manual_seed(0)
+        model = netspec.compile(graph, seed=0)
+        measured = measured_saved_bytes(model, torch.randn(2, *graph.input_shape))
+        estimate = saved_activation_bytes(graph, 2)
+        tolerance = SAVED_TOLERANCE.get(name, 0.0)
+        assert abs(estimate - measured) <= tolerance * measured, (example.params, example.inputs, trained_before, saved_after, estimate, measured)

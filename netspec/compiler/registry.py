@@ -7,7 +7,7 @@ a callable that registers its ops. A spec can name ops but never import anything
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any, Callable, Optional
 
 from pydantic import BaseModel
 
@@ -28,6 +28,10 @@ class Saved:
     `extra`: further tensors it makes and saves (a dropout mask, pooling indices), as
     (elements, bytes per element or 0 for the activation dtype); `amp_weight`: elements of the
     low-precision weight copy autocast makes and the op saves when its input needs a gradient.
+    `when` / `extra_when` (parallel to `inputs` / `extra`; missing or None: always): input
+    indices of which one must need a gradient for the tensor to be saved (torch's mul saves
+    x for y's gradient only). `per_batch`: tensors whose size does not grow with the batch
+    (batch norm's batch mean and inverse std), as (elements, bytes) for the whole batch.
     Parameters and buffers are never counted (they are the weights). See compiler/memory.py.
     """
 
@@ -35,6 +39,9 @@ class Saved:
     output: bool = False
     extra: tuple[tuple[int, int], ...] = ()
     amp_weight: int = 0
+    when: tuple[Optional[tuple[int, ...]], ...] = ()
+    extra_when: tuple[Optional[tuple[int, ...]], ...] = ()
+    per_batch: tuple[tuple[int, int], ...] = ()
 
 
 def _saves_inputs(attrs: Attrs, inputs: list[Shape], output: Shape) -> Saved:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from netspec.compiler.registry import Attrs, Emit, OpDef, examples, register
+from netspec.compiler.registry import SAVES_NOTHING, Attrs, Emit, OpDef, examples, register
 from netspec.compiler.schema_base import MAX_INT, Model, NonNegInt, PosInt, value_type
 from netspec.compiler.shapes import Shape, ShapeError, fmt
 
@@ -72,6 +72,8 @@ register(
         family="reshape",
         label=lambda a: f"chunk {a['index']}/{a['chunks']}",
         doc="One piece (index) of x.chunk(chunks, dim=1): channel pieces of ceil(C/chunks), the last may be shorter.",
+        saved=lambda a, ins, out: SAVES_NOTHING,  # backward pads the gradient back: sizes only
+        view=True,  # a slice of its input
         examples=examples(({"chunks": 2}, (4, 3, 3)), ({"chunks": 2, "index": 1}, (4, 3, 3)), ({"chunks": 3, "index": 2}, (7,))),
     )
 )
@@ -103,6 +105,8 @@ register(
         family="reshape",
         label=lambda a: f"split {a['index']} of {'/'.join(map(str, a['sizes']))}",
         doc="One piece (index) of x.split(sizes, dim=1); the sizes must add up to the channels.",
+        saved=lambda a, ins, out: SAVES_NOTHING,
+        view=True,  # a slice of its input
         examples=examples(({"sizes": [1, 3]}, (4, 3, 3)), ({"sizes": [2, 3, 1], "index": 1}, (6,))),
     )
 )
@@ -146,6 +150,9 @@ register(
         family="reshape",
         label=lambda a: f"shuffle ×{a['groups']}",
         doc="ShuffleNet's channel shuffle: C = groups·k channels reordered as k×groups (torchvision's channel_shuffle).",
+        # reshapes and a transpose: backward needs sizes only; the final flatten copies
+        # (not a view, except the trivial groups = 1 or C)
+        saved=lambda a, ins, out: SAVES_NOTHING,
         examples=examples(({"groups": 2}, (6, 3, 3)), ({"groups": 3}, (6, 2, 2))),
     )
 )
@@ -184,6 +191,8 @@ register(
         family="reshape",
         label=lambda a: "permute " + "".join(map(str, a["dims"])),
         doc="Reorder the non-batch dimensions (torch.permute with the batch kept first): [1, 2, 0] is NCHW -> NHWC.",
+        saved=lambda a, ins, out: SAVES_NOTHING,
+        view=True,  # torch.permute shares its input's storage
         examples=examples(({"dims": [1, 2, 0]}, (3, 4, 5)), ({"dims": [2, 0, 1]}, (4, 5, 3)), ({"dims": [0]}, (6,))),
     )
 )

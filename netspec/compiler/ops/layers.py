@@ -332,7 +332,7 @@ register(
         doc="Batch normalisation: nn.BatchNorm1d after features, nn.BatchNorm2d after images.",
         count_params=lambda a, ins, out: 2 * ins[0][0],
         count_extra=lambda a, ins, out: 2 * math.prod(ins[0]),  # scale and shift (inference form)
-        saved=lambda a, ins, out: Saved(inputs=(0,), extra=((2 * ins[0][0], 4),)),  # + batch mean, inverse std
+        saved=lambda a, ins, out: Saved(inputs=(0,), per_batch=((2 * ins[0][0], 4),)),  # + batch mean, inverse std (per batch)
         examples=examples(({}, (3, 4, 4)), ({"eps": 1e-3, "momentum": 0.01}, (6,))),
     )
 )

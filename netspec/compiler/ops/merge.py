@@ -5,7 +5,7 @@ import math
 import operator
 
 from netspec.compiler.ops.layers import NoParams
-from netspec.compiler.registry import SAVES_NOTHING, Attrs, FunctionCall, OpDef, examples, register
+from netspec.compiler.registry import SAVES_NOTHING, Attrs, FunctionCall, OpDef, Saved, examples, register
 from netspec.compiler.shapes import Shape, ShapeError, fmt
 
 
@@ -33,6 +33,29 @@ def broadcast(what: str, ins: list[Shape]) -> Shape:
 _SYMBOL = {"add": "+", "mul": "·"}
 
 
+def _partials(ins: list[Shape]) -> list[Shape]:
+    """The shapes of the folded results ((a·b)·c ...): one per pairwise step."""
+    return [broadcast("mul", ins[: k + 1]) for k in range(1, len(ins))]
+
+
+def _fold_work(a: Attrs, ins: list[Shape], out: Shape) -> int:
+    """The "all" policy: one operation per element of each pairwise step's result."""
+    return sum(math.prod(p) for p in _partials(ins))
+
+
+def _mul_saved(a: Attrs, ins: list[Shape], out: Shape) -> Saved:
+    """torch's mul saves each factor only for the other's gradient; a fold (a·b)·c also
+    saves its intermediate products (each for the next factor's gradient)."""
+    inputs, when = [0, 1], [(1,), (0,)]
+    extra, extra_when = [], []
+    for k, p in enumerate(_partials(ins)[:-1], start=2):
+        extra.append((math.prod(p), 0))
+        extra_when.append((k,))
+        inputs.append(k)
+        when.append(tuple(range(k)))
+    return Saved(inputs=tuple(inputs), when=tuple(when), extra=tuple(extra), extra_when=tuple(extra_when))
+
+
 def _concat_shape(a: Attrs, ins: list[Shape]) -> Shape:
     if any(len(s) != len(ins[0]) or s[1:] != ins[0][1:] for s in ins):
         raise ShapeError("concat needs equal spatial sizes, got " + ", ".join(fmt(s) for s in ins))
@@ -57,8 +80,8 @@ register(
         family="merge",
         label=lambda a: "add",
         doc="Element-wise sum of two or more inputs (residual connections); broadcasts sizes of 1 like torch.",
-        count_extra=lambda a, ins, out: (len(ins) - 1) * math.prod(out),
-        saved=lambda a, ins, out: SAVES_NOTHING,
+        count_extra=_fold_work,
+        saved=lambda a, ins, out: SAVES_NOTHING,  # broadcasting too: backward sums over the sizes
         min_inputs=2,
         max_inputs=64,
         examples=_MERGE_EXAMPLES,
@@ -73,6 +96,8 @@ register(
         family="merge",
         label=lambda a: "mul",
         doc="Element-wise product of two or more inputs, broadcasting (C×1×1 · C×H×W for squeeze-excitation).",
+        count_extra=_fold_work,
+        saved=_mul_saved,
         min_inputs=2,
         max_inputs=64,
         examples=_MERGE_EXAMPLES,

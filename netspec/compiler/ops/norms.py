@@ -2,9 +2,17 @@
 image as torchvision's LayerNorm2d) and group norm."""
 from __future__ import annotations
 
-from netspec.compiler.registry import Attrs, Emit, OpDef, examples, register
+import math
+
+from netspec.compiler.registry import Attrs, Emit, OpDef, Saved, examples, register
 from netspec.compiler.schema_base import Bool, Model, PosFloat, PosInt
 from netspec.compiler.shapes import Shape, ShapeError, require_image
+
+
+def _norm_work(shape: Shape, affine: bool) -> int:
+    """The "all" policy, fvcore's norm rule: 5 operations per element with the affine scale
+    and shift, 4 without (statistics per example cannot be folded as batchnorm's)."""
+    return (5 if affine else 4) * math.prod(shape)
 
 
 class LayerNormParams(Model):
@@ -30,6 +38,9 @@ register(
         label=lambda a: "layer norm",
         doc="Layer normalisation over the last dimension (nn.LayerNorm): features, or the C of H×W×C.",
         count_params=lambda a, ins, out: 2 * ins[0][-1] if a["elementwise_affine"] else 0,
+        # input + float32 mean and inverse std per normalised row
+        saved=lambda a, ins, out: Saved(inputs=(0,), extra=((2 * math.prod(ins[0][:-1]), 4),)),
+        count_extra=lambda a, ins, out: _norm_work(ins[0], a["elementwise_affine"]),
         examples=examples(({}, (6,)), ({"eps": 1e-6}, (3, 3, 5)), ({"elementwise_affine": False}, (4,))),
     )
 )
@@ -65,6 +76,9 @@ register(
         label=lambda a: "layer norm 2d",
         doc="Layer normalisation over the channels of each pixel of a C×H×W image (torchvision's LayerNorm2d, ConvNeXt).",
         count_params=lambda a, ins, out: 2 * ins[0][0],
+        # the permuted input is a view of the input; + float32 mean and inverse std per pixel
+        saved=lambda a, ins, out: Saved(inputs=(0,), extra=((2 * math.prod(ins[0][1:]), 4),)),
+        count_extra=lambda a, ins, out: _norm_work(ins[0], True),
         examples=examples(({}, (4, 3, 3)), ({"eps": 1e-6}, (6, 2, 5))),
     )
 )
@@ -94,6 +108,9 @@ register(
         label=lambda a: f"group norm /{a['groups']}",
         doc="Group normalisation (nn.GroupNorm): channels in `groups` groups, each normalised over its channels and pixels.",
         count_params=lambda a, ins, out: 2 * ins[0][0] if a["affine"] else 0,
+        # input + float32 mean and inverse std per group
+        saved=lambda a, ins, out: Saved(inputs=(0,), extra=((2 * a["groups"], 4),)),
+        count_extra=lambda a, ins, out: _norm_work(ins[0], a["affine"]),
         examples=examples(({"groups": 2}, (4, 3, 3)), ({"groups": 3, "eps": 1e-6, "affine": False}, (6, 2, 2)), ({"groups": 2}, (6,))),
     )
 )

@@ -5,7 +5,9 @@ import math
 from typing import Any, Optional
 
 from netspec.compiler.ops.layers import _kxk
-from netspec.compiler.registry import Attrs, OpDef, examples, register
+import math
+
+from netspec.compiler.registry import SAVES_NOTHING, Attrs, OpDef, Saved, examples, register
 from netspec.compiler.schema_base import Bool, Model, NonNegIntPair, PosFloat, PosInt, PosIntPair, value_type
 from netspec.compiler.shapes import Shape, ShapeError, fmt, pair, require_image
 
@@ -68,6 +70,8 @@ register(
         # as FlopCounterMode: every input pixel is multiplied by the whole kernel
         count_macs=lambda a, ins, out: _transpose_weights(a, ins) * ins[0][1] * ins[0][2],
         has_weight=True,
+        count_extra=lambda a, ins, out: math.prod(out) if a["bias"] else 0,  # one add per output
+        saved=lambda a, ins, out: Saved(inputs=(0,), amp_weight=_transpose_weights(a, ins)),
         examples=examples(
             ({"out": 3, "kernel": 2, "stride": 2}, (4, 5, 5)),
             ({"out": 4, "kernel": 3, "stride": 2, "padding": 1, "output_padding": 1, "groups": 2, "bias": False}, (2, 4, 3)),
@@ -126,6 +130,9 @@ register(
         family="pool",
         label=lambda a: f"upsample {'×' + str(a['scale']) if a['scale'] is not None else 'to ' + _kxk(a['size'])} {a['mode']}",
         doc="Resize images (nn.Upsample) by scale (floor(n·scale)) or to size; mode nearest or bilinear, align_corners.",
+        # nearest copies; bilinear weighs 4 neighbours per output element (fvcore's rule)
+        count_extra=lambda a, ins, out: 4 * math.prod(out) if a["mode"] == "bilinear" else 0,
+        saved=lambda a, ins, out: SAVES_NOTHING,  # both modes: backward needs the sizes only
         examples=examples(
             ({"scale": 2}, (3, 4, 5)), ({"size": [7, 3], "mode": "bilinear"}, (2, 4, 4)),
             ({"scale": 1.5, "mode": "bilinear", "align_corners": True}, (2, 5, 5)),
@@ -150,6 +157,8 @@ register(
         family="pool",
         label=lambda a: f"adaptive maxpool {_kxk(a['size'])}",
         doc="Adaptive max pooling (nn.AdaptiveMaxPool2d) to `size`.",
+        count_extra=lambda a, ins, out: math.prod(ins[0]),  # one compare per input element
+        saved=lambda a, ins, out: Saved(inputs=(0,), extra=((math.prod(out), 8),)),  # + int64 indices
         examples=examples(({"size": 1}, (3, 5, 5)), ({"size": [2, 3]}, (2, 7, 6))),
     )
 )

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import operator
 
-from netspec.compiler.registry import Attrs, Emit, OpDef, examples, register
+import math
+
+from netspec.compiler.registry import Attrs, Emit, OpDef, Saved, examples, register
 from netspec.compiler.schema_base import Model, Number, Probability, value_type
 from netspec.compiler.shapes import Shape
 
@@ -44,6 +46,9 @@ register(
         family="regularization",
         label=lambda a: f"drop path {a['p']}",
         doc="torchvision's StochasticDepth: zero the input per example (row) or per batch with probability p, scale the rest by 1/(1-p); identity in eval.",
+        # x·mask saves the scaled mask (for x's gradient; x itself is not needed, the mask
+        # needs no gradient): one element per example (row) or one per batch
+        saved=lambda a, ins, out: Saved(extra=((1, 0),)) if a["mode"] == "row" else Saved(per_batch=((1, 0),)),
         examples=examples(({"p": 0.2}, (3, 4, 4)), ({"p": 0.5, "mode": "batch"}, (6,))),
     )
 )
@@ -74,6 +79,8 @@ register(
         label=lambda a: f"layer scale {a['init_value']:g}",
         doc="A learned per-channel scale (C×1×1 for images), a parameter at the layer's own name as ConvNeXt's layer_scale.",
         count_params=lambda a, ins, out: ins[0][0],
+        count_extra=lambda a, ins, out: math.prod(out),  # one multiply per element
+        # (default: saves its input, for the scale's gradient; the scale is a parameter)
         examples=examples(({}, (4, 3, 3)), ({"init_value": 0.5}, (5,))),
     )
 )

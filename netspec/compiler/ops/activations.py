@@ -67,6 +67,7 @@ def _same_shape(name: str) -> Callable[[Attrs, list[Shape]], Shape]:
 
     return rule
 
+
 # What autograd saves for each (its derivative formula needs the result or the input; default
 # the input), and the "all" counting policy's work per element (default one operation).
 _SAVES_OUTPUT = {"relu", "sigmoid", "tanh", "softmax"}

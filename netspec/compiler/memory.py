@@ -70,20 +70,24 @@ def saved_activation_bytes(graph: Graph, batch: int, amp: str | None = None) -> 
         in_shapes = [graph.node(i).shape for i in node.inputs]
         saved = op.saved(node.attrs, in_shapes, node.shape)  # type: ignore[arg-type]
         grads = [i in needs_grad for i in node.inputs]
-
-        def applies(conditions: tuple[tuple[int, ...] | None, ...], j: int) -> bool:
-            cond = conditions[j] if j < len(conditions) else None
-            return cond is None or any(grads[k] for k in cond)
-
-        kept.update(owner[node.inputs[i]] for j, i in enumerate(saved.inputs) if applies(saved.when, j))
+        kept.update(owner[node.inputs[i]] for j, i in enumerate(saved.inputs) if _applies(saved.when, j, grads))
         if saved.output:
             kept.add(owner[node.name])
-        per_example += sum(n * (size or act) for j, (n, size) in enumerate(saved.extra) if applies(saved.extra_when, j))
+        per_example += sum(
+            n * (size or act) for j, (n, size) in enumerate(saved.extra) if _applies(saved.extra_when, j, grads)
+        )
         per_batch += sum(n * (size or act) for n, size in saved.per_batch)
         if amp and any(owner[i] != INPUT for i in node.inputs):  # only a weight gradient needs no copy
             weight_copies += saved.amp_weight * act
     per_example += sum(_numel(graph.node(n).shape) for n in kept) * act  # type: ignore[arg-type]
     return batch * per_example + per_batch + weight_copies
+
+
+def _applies(conditions: tuple[tuple[int, ...] | None, ...], j: int, grads: list[bool]) -> bool:
+    """Whether the j-th saved tensor is kept: it has no condition, or one of the inputs its
+    condition names needs a gradient (`Saved.when`)."""
+    cond = conditions[j] if j < len(conditions) else None
+    return cond is None or any(grads[k] for k in cond)
 
 
 def _numel(shape: tuple[int, ...]) -> int:

@@ -10,6 +10,8 @@
 """
 from __future__ import annotations
 
+import functools
+import operator
 import re
 from pathlib import Path
 from typing import Any
@@ -178,9 +180,9 @@ class Twin:
             outs = [self.run(branch, x) for branch in layer["branches"].values()]
             if layer["merge"] == "concat":
                 return torch.cat(outs, dim=1)
-            if any(o.shape != outs[0].shape for o in outs):  # the language's add does not broadcast
-                raise ValueError("add needs equal shapes")
-            return torch.stack(outs).sum(0)
+            if any(o.dim() != outs[0].dim() for o in outs):  # the language broadcasts equal ranks only
+                raise ValueError("add needs inputs of the same rank")
+            return functools.reduce(operator.add, outs)  # torch's broadcasting decides the rest
         if op in TWIN_ELEMENTWISE:
             return self.module(TWIN_ELEMENTWISE[op](layer), x)
         simple = {

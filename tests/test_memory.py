@@ -47,21 +47,23 @@ def measured_saved_bytes(model: torch.nn.Module, x: torch.Tensor, amp: str | Non
     return sum(seen.values())
 
 
-def _check(spec: Path, amp: str | None) -> None:
+def _check(spec: Path, amp: str | None, tolerance: float = 0.10) -> None:
     graph = build_graph(spec)
     torch.manual_seed(0)
     model = netspec.compile(graph, seed=0)
     measured = measured_saved_bytes(model, torch.randn(BATCH, *graph.input_shape), amp)
     estimate = saved_activation_bytes(graph, BATCH, amp)
     assert measured > 0
-    assert abs(estimate - measured) <= 0.10 * measured, (spec.name, amp, estimate, measured)
+    assert abs(estimate - measured) <= tolerance * measured, (spec.name, amp, estimate, measured)
 
 
 @pytest.mark.parametrize("amp", [None, "bf16"])
 @pytest.mark.parametrize("spec", ZOO, ids=lambda p: p.stem)
-def test_saved_activations_within_10_percent_of_autograd(spec: Path, amp: str | None) -> None:
+def test_saved_activations_match_autograd(spec: Path, amp: str | None) -> None:
+    """float32: exact. bf16: within 1 % (autocast's casts of inputs to float32 for a few ops,
+    not modelled, are a few hundred bytes on the zoo)."""
     torch.set_num_threads(1)
-    _check(spec, amp)
+    _check(spec, amp, 0.0 if amp is None else 0.01)
 
 
 @pytest.mark.slow

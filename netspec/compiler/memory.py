@@ -50,27 +50,44 @@ def saved_activation_bytes(graph: Graph, batch: int, amp: str | None = None) -> 
     """Bytes autograd holds for backward after one training-mode forward of `batch` examples.
 
     The input batch counts when a first layer saves it (as torch does: conv and linear save
-    the data tensor even though it needs no gradient).
+    the data tensor even though it needs no gradient). An op that nothing upstream of it
+    needs a gradient for (no parameters of its own or before it: a relu on the input) is not
+    recorded by autograd and saves nothing.
     """
     act = AMP_BYTES[amp]
     owner = _storage_owner(graph)
     kept: set[str] = set()
-    per_example = weight_copies = 0
+    needs_grad: set[str] = set()
+    per_example = per_batch = weight_copies = 0
     for node in graph.nodes():
         if node.op == INPUT:
             continue
         op = registry.get(node.op)
         assert op is not None and node.shape is not None
+        if node.params == 0 and not any(i in needs_grad for i in node.inputs):
+            continue
+        needs_grad.add(node.name)
         in_shapes = [graph.node(i).shape for i in node.inputs]
         saved = op.saved(node.attrs, in_shapes, node.shape)  # type: ignore[arg-type]
-        kept.update(owner[node.inputs[i]] for i in saved.inputs)
+        grads = [i in needs_grad for i in node.inputs]
+        kept.update(owner[node.inputs[i]] for j, i in enumerate(saved.inputs) if _applies(saved.when, j, grads))
         if saved.output:
             kept.add(owner[node.name])
-        per_example += sum(n * (size or act) for n, size in saved.extra)
+        per_example += sum(
+            n * (size or act) for j, (n, size) in enumerate(saved.extra) if _applies(saved.extra_when, j, grads)
+        )
+        per_batch += sum(n * (size or act) for n, size in saved.per_batch)
         if amp and any(owner[i] != INPUT for i in node.inputs):  # only a weight gradient needs no copy
             weight_copies += saved.amp_weight * act
     per_example += sum(_numel(graph.node(n).shape) for n in kept) * act  # type: ignore[arg-type]
-    return batch * per_example + weight_copies
+    return batch * per_example + per_batch + weight_copies
+
+
+def _applies(conditions: tuple[tuple[int, ...] | None, ...], j: int, grads: list[bool]) -> bool:
+    """Whether the j-th saved tensor is kept: it has no condition, or one of the inputs its
+    condition names needs a gradient (`Saved.when`)."""
+    cond = conditions[j] if j < len(conditions) else None
+    return cond is None or any(grads[k] for k in cond)
 
 
 def _numel(shape: tuple[int, ...]) -> int:

@@ -7,7 +7,7 @@ a callable that registers its ops. A spec can name ops but never import anything
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any, Callable, Optional
 
 from pydantic import BaseModel
 
@@ -28,6 +28,10 @@ class Saved:
     `extra`: further tensors it makes and saves (a dropout mask, pooling indices), as
     (elements, bytes per element or 0 for the activation dtype); `amp_weight`: elements of the
     low-precision weight copy autocast makes and the op saves when its input needs a gradient.
+    `when` / `extra_when` (parallel to `inputs` / `extra`; missing or None: always): input
+    indices of which one must need a gradient for the tensor to be saved (torch's mul saves
+    x for y's gradient only). `per_batch`: tensors whose size does not grow with the batch
+    (batch norm's batch mean and inverse std), as (elements, bytes) for the whole batch.
     Parameters and buffers are never counted (they are the weights). See compiler/memory.py.
     """
 
@@ -35,6 +39,9 @@ class Saved:
     output: bool = False
     extra: tuple[tuple[int, int], ...] = ()
     amp_weight: int = 0
+    when: tuple[Optional[tuple[int, ...]], ...] = ()
+    extra_when: tuple[Optional[tuple[int, ...]], ...] = ()
+    per_batch: tuple[tuple[int, int], ...] = ()
 
 
 def _saves_inputs(attrs: Attrs, inputs: list[Shape], output: Shape) -> Saved:
@@ -60,6 +67,27 @@ class FunctionCall:
 
 
 @dataclass(frozen=True)
+class Emit:
+    """For ops that are neither one module nor one function: a recipe that adds fx nodes.
+
+    `build(emitter, inputs)` returns the output node; `emitter` (see codegen/torch_fx.py)
+    offers `call(fn, *args)`, `method(name, *args)`, `module(m, *args)` (placed at the node's
+    path) and `parameter(shape, fill)` (a learned tensor AT the node's path, no suffix, as
+    torchvision's `layer_scale`). Keeps torch out of the registry: builders import it.
+    """
+
+    build: Callable[[Any, list[Any]], Any]
+
+
+@dataclass(frozen=True)
+class Example:
+    """Valid parameters and input shapes of an op, for the conformance test and `netspec ops`."""
+
+    params: dict[str, Any]
+    inputs: tuple[Shape, ...]
+
+
+@dataclass(frozen=True)
 class OpDef:
     """Everything netspec knows about one primitive op."""
 
@@ -82,6 +110,7 @@ class OpDef:
     # The tensors autograd saves for backward (netspec/compiler/memory.py). Default: its inputs.
     saved: Callable[[Attrs, list[Shape], Shape], Saved] = _saves_inputs
     view: bool = False  # the output shares its input's storage (flatten, identity)
+    examples: tuple[Example, ...] = ()  # every built-in op has some: tests/test_op_conformance.py
 
 
 _OPS: dict[str, OpDef] = {}
@@ -148,3 +177,8 @@ def ops() -> dict[str, OpDef]:
 
 def get(name: str) -> OpDef | None:
     return ops().get(name)
+
+
+def examples(*cases: tuple[dict[str, Any], Any]) -> tuple[Example, ...]:
+    """`examples(({"out": 4}, (3, 8, 8)), ...)`: each case's input is one shape or a list of them."""
+    return tuple(Example(p, tuple(s) if isinstance(s, list) else (s,)) for p, s in cases)

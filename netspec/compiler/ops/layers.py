@@ -8,7 +8,7 @@ from __future__ import annotations
 import math
 from typing import Optional
 
-from netspec.compiler.registry import SAVES_NOTHING, Attrs, OpDef, Saved, register
+from netspec.compiler.registry import SAVES_NOTHING, Attrs, OpDef, Saved, examples, register
 from netspec.compiler.schema_base import (
     Model,
     NonNegIntPair,
@@ -19,7 +19,7 @@ from netspec.compiler.schema_base import (
     Bool,
     ConvPadding,
 )
-from netspec.compiler.shapes import Shape, ShapeError, fmt, pair, require_features, require_image, window_out
+from netspec.compiler.shapes import Shape, ShapeError, fmt, pair, require_image, window_out
 
 
 def _kxk(value: object) -> str:
@@ -36,14 +36,13 @@ class LinearParams(Model):
 
 
 def _linear_shape(a: Attrs, ins: list[Shape]) -> Shape:
-    require_features(ins[0], "linear")
-    return (a["out"],)
+    return (*ins[0][:-1], a["out"])  # as nn.Linear: over the last dimension (features, or C of H×W×C)
 
 
 def _linear_torch(a: Attrs, ins: list[Shape]):
     from torch import nn
 
-    return nn.Linear(ins[0][0], a["out"], bias=a["bias"])
+    return nn.Linear(ins[0][-1], a["out"], bias=a["bias"])
 
 
 register(
@@ -54,12 +53,13 @@ register(
         torch=_linear_torch,
         family="linear",
         label=lambda a: f"linear {a['out']}",
-        doc="Fully connected layer (nn.Linear); the input must be features (flatten images first).",
-        count_params=lambda a, ins, out: ins[0][0] * a["out"] + (a["out"] if a["bias"] else 0),
-        count_macs=lambda a, ins, out: ins[0][0] * a["out"],
+        doc="Fully connected layer (nn.Linear) over the last dimension: features, or the C of H×W×C after a permute.",
+        count_params=lambda a, ins, out: ins[0][-1] * a["out"] + (a["out"] if a["bias"] else 0),
+        count_macs=lambda a, ins, out: math.prod(ins[0]) * a["out"],
         has_weight=True,
         count_extra=lambda a, ins, out: a["out"] if a["bias"] else 0,  # one add per output
         saved=lambda a, ins, out: Saved(inputs=(0,), amp_weight=ins[0][0] * a["out"]),
+        examples=examples(({"out": 4}, (6,)), ({"out": 3, "bias": False}, (5,)), ({"out": 8}, (3, 3, 5))),
     )
 )
 
@@ -139,6 +139,11 @@ register(
         has_weight=True,
         count_extra=lambda a, ins, out: math.prod(out) if a["bias"] else 0,  # one add per output
         saved=lambda a, ins, out: Saved(inputs=(0,), amp_weight=_conv_weights(a, ins)),
+        examples=examples(
+            ({"out": 4, "kernel": 3}, (2, 8, 8)),
+            ({"out": 6, "kernel": [3, 1], "stride": 2, "padding": [1, 0], "bias": False}, (3, 9, 7)),
+            ({"out": 4, "kernel": 3, "groups": 4, "padding": "same", "dilation": 2}, (4, 7, 7)),
+        ),
     )
 )
 
@@ -200,6 +205,7 @@ for _name, _cls in (("maxpool", "MaxPool2d"), ("avgpool", "AvgPool2d")):
             count_extra=lambda a, ins, out: math.prod(out) * math.prod(pair(a["kernel"])),  # one per window element
             saved=(lambda a, ins, out: Saved(inputs=(0,), extra=((math.prod(out), 8),)))  # + int64 indices
             if _name == "maxpool" else (lambda a, ins, out: Saved(inputs=(0,))),
+            examples=examples(({"kernel": 2}, (3, 8, 8)), ({"kernel": 3, "stride": 2, "padding": 1, "ceil_mode": True}, (2, 9, 9))),
         )
     )
 
@@ -232,6 +238,7 @@ register(
         doc="Adaptive average pooling (nn.AdaptiveAvgPool2d) to `size`.",
         count_extra=lambda a, ins, out: math.prod(ins[0]),  # one add per input element
         saved=lambda a, ins, out: Saved(inputs=(0,)),
+        examples=examples(({"size": 2}, (3, 7, 7)), ({"size": [3, 1]}, (2, 6, 5))),
     )
 )
 
@@ -251,6 +258,7 @@ register(
         doc="Global average pooling to C×1×1 (nn.AdaptiveAvgPool2d((1, 1))); follow it with flatten.",
         count_extra=lambda a, ins, out: math.prod(ins[0]),  # one add per input element
         saved=lambda a, ins, out: SAVES_NOTHING,  # a mean: backward needs only the sizes
+        examples=examples(({}, (3, 5, 4))),
     )
 )
 
@@ -267,6 +275,7 @@ register(
         doc="Flatten C×H×W to features (nn.Flatten).",
         view=True,
         saved=lambda a, ins, out: SAVES_NOTHING,
+        examples=examples(({}, (3, 4, 5)), ({}, (6,))),
     )
 )
 
@@ -287,6 +296,7 @@ register(
         label=lambda a: f"dropout {a['p']}",
         doc="Dropout (nn.Dropout) with drop probability p; active only in training.",
         saved=lambda a, ins, out: Saved(extra=((math.prod(out), 0),)),  # the scaled mask (CPU: activation dtype)
+        examples=examples(({}, (3, 4, 4)), ({"p": 0.1}, (6,))),
     )
 )
 
@@ -322,6 +332,7 @@ register(
         doc="Batch normalisation: nn.BatchNorm1d after features, nn.BatchNorm2d after images.",
         count_params=lambda a, ins, out: 2 * ins[0][0],
         count_extra=lambda a, ins, out: 2 * math.prod(ins[0]),  # scale and shift (inference form)
-        saved=lambda a, ins, out: Saved(inputs=(0,), extra=((2 * ins[0][0], 4),)),  # + batch mean, inverse std
+        saved=lambda a, ins, out: Saved(inputs=(0,), per_batch=((2 * ins[0][0], 4),)),  # + batch mean, inverse std (per batch)
+        examples=examples(({}, (3, 4, 4)), ({"eps": 1e-3, "momentum": 0.01}, (6,))),
     )
 )

@@ -46,20 +46,24 @@ def test_in_channels_still_means_the_layers_own_input() -> None:
 COMPACT = """
 name: t
 input: [4, 8, 8]
-layers:
-  - op: sequential
-    name: s
-    compact: COMPACT
+blocks:
+  b:
     layers:
-      - {op: conv2d, out: 4, kernel: 1, when: false}
-      - {op: conv2d, out: 5, kernel: 1}
-      - relu
-"""
+      - op: sequential
+        name: s
+        compact: COMPACT
+        layers:
+          - {op: conv2d, out: 4, kernel: 1, when: false}
+          - {op: conv2d, out: 5, kernel: 1}
+          - relu
+layers:
+  - {op: b, name: blk}
+"""  # when: lives inside blocks (outside one it is an error)
 
 
 def test_compact_lists_number_only_the_layers_kept() -> None:
-    assert [n.name for n in build(COMPACT.replace("COMPACT", "true")).ops()] == ["s.0", "s.1"]
-    assert [n.name for n in build(COMPACT.replace("COMPACT", "false")).ops()] == ["s.1", "s.2"]
+    assert [n.name for n in build(COMPACT.replace("COMPACT", "true")).ops()] == ["blk.s.0", "blk.s.1"]
+    assert [n.name for n in build(COMPACT.replace("COMPACT", "false")).ops()] == ["blk.s.1", "blk.s.2"]
 
 
 def test_compact_is_a_strict_boolean() -> None:

@@ -178,15 +178,15 @@ def test_when_outside_a_block_is_an_error() -> None:
 def test_mistakes_in_independent_branches_are_all_reported() -> None:
     text = (
         "name: a\ninput: [3, 4, 4]\nlayers:\n  - op: parallel\n    branches:\n"
-        "      - [{op: conv2d, out: 4, kernel: 9}]\n      - [{op: maxpool, kernel: 7}]\n      - [{op: linear, out: 3}]\n"
+        "      - [{op: conv2d, out: 4, kernel: 9}]\n      - [{op: maxpool, kernel: 7}]\n      - [{op: conv2d, out: 4, kernel: 1, groups: 2}]\n"
     )
     with pytest.raises(SpecError) as info:
         from netspec.compiler.pipeline import build_graph
 
         build_graph(load_spec("x.yaml", text=text))
     found = [((d.location.line, d.location.col), d.message) for d in info.value.diagnostics]
-    assert [loc for loc, _ in found] == [at(text, "{op: conv2d"), at(text, "{op: maxpool"), at(text, "{op: linear")], found
-    assert "smaller than kernel 9" in found[0][1] and "smaller than kernel 7" in found[1][1] and "expects a features input" in found[2][1]
+    assert [loc for loc, _ in found] == [at(text, "{op: conv2d"), at(text, "{op: maxpool"), at(text, "{op: conv2d, out: 4, kernel: 1")], found
+    assert "smaller than kernel 9" in found[0][1] and "smaller than kernel 7" in found[1][1] and "groups=2 must divide input channels 3" in found[2][1]
 
 
 @pytest.mark.parametrize(

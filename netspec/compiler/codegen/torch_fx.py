@@ -36,29 +36,42 @@ def put_module(root: nn.Module, dotted: str, module: nn.Module) -> None:
     root.add_module(leaf, module)
 
 
-_WEIGHT_INIT: dict[str, Callable[[torch.Tensor, Any], Any]] = {
-    "normal": lambda w, s: nn.init.normal_(w, s.mean, s.std),
-    "uniform": lambda w, s: nn.init.uniform_(w, -s.a, s.a),
-    "xavier_uniform": lambda w, s: nn.init.xavier_uniform_(w),
-    "xavier_normal": lambda w, s: nn.init.xavier_normal_(w),
-    "kaiming_uniform": lambda w, s: nn.init.kaiming_uniform_(w, nonlinearity="relu"),
-    "kaiming_normal": lambda w, s: nn.init.kaiming_normal_(w, nonlinearity="relu"),
-    "zeros": lambda w, s: nn.init.zeros_(w),
+# Each scheme as (torch.nn.init function, its arguments from the InitSpec): one table, used
+# both to initialise the compiled module and to write the same calls into ejected source.
+INIT_CALLS: dict[str, tuple[str, Callable[[Any], tuple[Any, ...]], dict[str, Any]]] = {
+    "normal": ("normal_", lambda s: (s.mean, s.std), {}),
+    "uniform": ("uniform_", lambda s: (-s.a, s.a), {}),
+    "xavier_uniform": ("xavier_uniform_", lambda s: (), {}),
+    "xavier_normal": ("xavier_normal_", lambda s: (), {}),
+    "kaiming_uniform": ("kaiming_uniform_", lambda s: (), {"nonlinearity": "relu"}),
+    "kaiming_normal": ("kaiming_normal_", lambda s: (), {"nonlinearity": "relu"}),
+    "zeros": ("zeros_", lambda s: (), {}),
 }
+
+
+def init_calls(node: Any) -> list[tuple[str, str, tuple[Any, ...], dict[str, Any]]]:
+    """The initialisation of one node as (parameter, nn.init function, args, kwargs), in order;
+    empty where PyTorch's default stays."""
+    op = registry.get(node.op)
+    if op is None or not op.has_weight or node.init is None:
+        return []
+    calls = []
+    if node.init.weight != "default":
+        function, args, kwargs = INIT_CALLS[node.init.weight]
+        calls.append(("weight", function, args(node.init), kwargs))
+    if node.init.bias == "zeros":
+        calls.append(("bias", "zeros_", (), {}))
+    return calls
 
 
 def apply_init(module: nn.Module, graph: Graph) -> None:
     """Initialise the weights of conv/linear nodes as their spec (or its default) says."""
     with torch.no_grad():
         for node in graph.ops():
-            op = registry.get(node.op)
-            if op is None or not op.has_weight or node.init is None:
-                continue
-            layer = module.get_submodule(node.name)
-            if node.init.weight != "default":
-                _WEIGHT_INIT[node.init.weight](layer.weight, node.init)
-            if node.init.bias == "zeros" and getattr(layer, "bias", None) is not None:
-                nn.init.zeros_(layer.bias)
+            for param, function, args, kwargs in init_calls(node):
+                tensor = getattr(module.get_submodule(node.name), param, None)
+                if tensor is not None:
+                    getattr(nn.init, function)(tensor, *args, **kwargs)
 
 
 def to_graph_module(graph: Graph) -> fx.GraphModule:

@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import importlib.util
+import os
+import tempfile
 import warnings
 from pathlib import Path
 
@@ -9,17 +11,36 @@ from netspec.compiler.graph import Graph
 from netspec.errors import NetspecError
 
 
+def _temporary(output: Path) -> Path:
+    """A new, unique, empty file beside `output` (same folder, so the rename is atomic), with
+    the mode the final file should have."""
+    fd, name = tempfile.mkstemp(dir=output.parent, prefix=".netspec-", suffix=".tmp")
+    os.close(fd)
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(name, 0o666 & ~umask)
+    return Path(name)
+
+
+def _replace(tmp: Path, output: Path) -> None:
+    with open(tmp, "rb+") as f:
+        os.fsync(f.fileno())
+    os.replace(tmp, output)
+
+
 def write_text_atomically(output: Path, text: str) -> Path:
-    """Write through a temporary file and a rename, so a failure never leaves half a file;
-    an unwritable place is a one-line error, and the temporary file is removed."""
-    tmp = output.with_name(output.name + ".tmp")
+    """Write to a unique temporary file in the target folder, fsync, rename: a failure never
+    leaves half a file or removes the old one; an unwritable place is a one-line error."""
+    tmp: Path | None = None
     try:
+        tmp = _temporary(output)
         tmp.write_text(text, encoding="utf-8")
-        tmp.replace(output)
-    except OSError as exc:
-        if tmp.is_file():
-            tmp.unlink()
-        raise NetspecError(f"{output}: cannot write ({exc.strerror or exc})") from None
+        _replace(tmp, output)
+    except (OSError, UnicodeError) as exc:
+        if tmp is not None:
+            tmp.unlink(missing_ok=True)
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
+        raise NetspecError(f"{output}: cannot write ({reason})") from None
     return output
 
 
@@ -39,14 +60,22 @@ def write(graph: Graph, output: Path) -> Path:
         module = to_graph_module(graph).eval()
         example = torch.zeros(1, *graph.input_shape)
         try:
+            tmp = _temporary(output)
+        except OSError as exc:
+            raise NetspecError(f"{output}: cannot write ({exc.strerror or exc})") from None
+        try:
             # The TorchScript-based exporter: it needs only `onnx` (the torch.export-based one
             # also needs onnxscript); it warns that it is deprecated, which is ours to know.
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", DeprecationWarning)
-                torch.onnx.export(module, (example,), str(output), input_names=["x"], output_names=["y"],
+                torch.onnx.export(module, (example,), str(tmp), input_names=["x"], output_names=["y"],
                                   dynamic_axes={"x": {0: "batch"}, "y": {0: "batch"}}, dynamo=False)
+            _replace(tmp, output)
+        except OSError as exc:
+            tmp.unlink(missing_ok=True)
+            raise NetspecError(f"{output}: cannot write ({exc.strerror or exc})") from None
         except Exception as exc:  # the exporter's own limits (unsupported ops or sizes)
-            output.unlink(missing_ok=True)
+            tmp.unlink(missing_ok=True)
             reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise NetspecError(f"{output}: ONNX export failed: {reason}") from None
         return output

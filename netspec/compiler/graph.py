@@ -27,6 +27,7 @@ class Scope:
     location: Location | None
     params: dict[str, Any] = field(default_factory=dict)
     is_block: bool = True  # False for plain sequential groups and parallel branches
+    doc: str = ""  # the block's description (ejected source writes it as a docstring literal)
 
     @property
     def is_unit(self) -> bool:
@@ -65,6 +66,7 @@ class Graph:
     scopes: dict[str, Scope] = field(default_factory=dict)
     output: str = INPUT
     source: str = ""  # the spec file, for messages
+    description: str = ""  # the spec's description
     _nodes: dict[str, Node] = field(default_factory=dict, repr=False)
     _nx: Any = field(default=None, repr=False)
 

@@ -95,7 +95,7 @@ class Expander:
         self.blocks = dict(prelude())
         for name, definition in spec.blocks.items():
             self.blocks[name] = Block(name, definition, raw["blocks"][name], False)
-        self.graph = Graph(spec.name, spec.input_shape, source=filename)
+        self.graph = Graph(spec.name, spec.input_shape, source=filename, description=spec.description)
 
     # ------------------------------------------------------------------ helpers
     def fail(self, env: Env, where: Location | None, message: str) -> SpecError:
@@ -289,7 +289,7 @@ class Expander:
             raise self.fail(env, where, f"block {model.op!r} takes one input, got {len(inputs)}")
         args = {k: v for k, v in item.items() if k not in META_KEYS}
         values = self.bind(block, args, item, env, where)
-        self.graph.scopes[path] = Scope(path, model.op, where, values, is_block=True)
+        self.graph.scopes[path] = Scope(path, model.op, where, values, is_block=True, doc=block.definition.description)
         inner = Env(
             prefix=path,
             input=inputs[0],

@@ -194,6 +194,13 @@ STRUCTURES = {
           - flatten
           - {op: linear, out: 4, init: xavier_normal}
         """,
+    "empty branches": """\
+        name: empty
+        input: [4]
+        layers:
+          - {op: parallel, name: twice, merge: add, branches: {a: [], b: []}}
+          - {op: parallel, merge: concat, branches: {a: [], b: [relu]}}
+        """,
     "a branch with a named layer": """\
         name: branchy
         input: [5]

@@ -18,7 +18,7 @@ import math
 import operator
 import re
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterator
+from typing import Any, Iterator
 
 import torch
 from torch import nn
@@ -136,7 +136,7 @@ class Container:
     inputs: list[str] = field(default_factory=list)  # values used from outside
     outputs: list[str] = field(default_factory=list)  # values used outside (or the network's output)
     kind: str = ""  # "sequential" (nn.Sequential), "class" or "holder" (a plain nn.Module, no forward)
-    cls: str = ""  # class name for "class" containers and sequential blocks
+    own_class: bool = False  # written as a class of its own (blocks, the network, non-chain groups)
 
 
 class _Writer:
@@ -158,8 +158,7 @@ class _Writer:
         users = graph.users()
         for box in self.containers.values():
             inside = {n.name for n in box.members}
-            for n in box.members:
-                box.inputs += [i for i in n.inputs if i not in inside and i not in box.inputs]
+            box.inputs = list(dict.fromkeys(i for n in box.members for i in n.inputs if i not in inside))
             box.outputs = [n.name for n in box.members if n.name == graph.output or any(u not in inside for u in users.get(n.name, ()))]
         self.built: dict[str, Any] = dict(module.named_modules())
         self.classes: dict[str, str] = {}  # class body -> class name
@@ -200,8 +199,7 @@ class _Writer:
         scope = self.graph.scopes.get(box.path)
         is_block = scope is not None and scope.is_block
         box.kind = "sequential" if chain and box.entries else "class"
-        if box.kind == "class" or is_block or not box.path:
-            box.cls = "pending"  # named when written, by its body
+        box.own_class = box.kind == "class" or is_block or not box.path
 
     def _built(self, name: str) -> Any:
         """The module at `name`, or the FunctionCall a merge node makes."""
@@ -223,7 +221,7 @@ class _Writer:
         if path in self.nodes:
             return [constructor(self.module.get_submodule(path))]
         box = self.containers[path]
-        if box.cls:
+        if box.own_class:
             return [self.write_class(box) + "()"]
         lines = ["nn.Sequential("]
         for entry in box.entries:
@@ -392,7 +390,7 @@ class _Writer:
         if len(plans) == 1 and matched == [n.name for n in weighted]:
             (plan,) = plans
             names = ", ".join(f"nn.{t.__name__}" for t in types)
-            lines.append(f"        for m in self.modules():")
+            lines.append("        for m in self.modules():")
             lines.append(f"            if isinstance(m, {names if len(types) == 1 else '(' + names + ')'}):")
             for param, function, args, kwargs in plan:
                 call = self._init_call(f"m.{param}", function, args, dict(kwargs))

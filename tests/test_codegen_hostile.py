@@ -405,3 +405,35 @@ def test_a_hostile_title_is_escaped_in_the_diagram(title: str) -> None:
     shown = " ".join(" ".join(_svg_texts(digraph(graph, title=title, depth=0).source)).split())
     words = visible(title).split()
     assert all(w in shown for w in words)
+
+
+SEGMENT = HOSTILE.filter(lambda s: "." not in s and s.strip() != "")
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.lists(SEGMENT, min_size=4, max_size=4, unique=True))
+def test_hostile_module_names_on_a_hand_built_graph_stay_text(names: list[str]) -> None:
+    """The schema lets only identifiers through, but the writer does not rely on it: a graph
+    built by hand (the Python API) with arbitrary module names still gives a module whose
+    names are string literals (`add_module(...)`, `getattr(...)`), with the same state_dict keys."""
+    from dataclasses import replace
+
+    from netspec.compiler.graph import Graph
+
+    text = "name: h\ninput: [4]\nlayers:\n  - {op: sequential, name: g, layers: [{op: linear, out: 3}, relu]}\n  - {op: linear, out: 2}\n"
+    old = netspec.build_graph(netspec.load("h.yaml", text=text))
+    a, b, c, d = names
+    rename = {"input": "input", "g.0": f"{a}.{b}", "g.1": f"{a}.{c}", "1": d}
+    graph = Graph(old.name, old.input_shape, source=old.source)
+    graph.scopes = {a: replace(old.scopes["g"], path=a)}
+    for node in old.nodes():
+        graph.add(replace(node, name=rename[node.name], inputs=[rename[i] for i in node.inputs], scopes=tuple(a for _ in node.scopes)))
+    graph.output = d
+    source = to_source(graph)
+    tree = ast.parse(source)
+    _top_level_only_defines(tree)
+    namespace: dict = {"__name__": "ejected"}
+    exec(compile(tree, "model.py", "exec"), namespace)
+    net = namespace["H"]()
+    assert list(net.state_dict()) == [f"{a}.{b}.weight", f"{a}.{b}.bias", f"{d}.weight", f"{d}.bias"]
+    assert tuple(net(torch.zeros(2, 4)).shape) == (2, 2)

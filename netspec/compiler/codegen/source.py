@@ -24,7 +24,7 @@ import torch
 from torch import nn
 
 from netspec.compiler import registry
-from netspec.compiler.codegen.torch_fx import class_name, init_calls, to_graph_module
+from netspec.compiler.codegen.torch_fx import build_modules, class_name, init_calls
 from netspec.compiler.graph import INPUT, Graph, Node
 from netspec.compiler.registry import FunctionCall
 from netspec.errors import NetspecError
@@ -140,7 +140,7 @@ class Container:
 
 
 class _Writer:
-    def __init__(self, graph: Graph, module: nn.Module) -> None:
+    def __init__(self, graph: Graph, module: nn.Module, calls: dict[str, FunctionCall]) -> None:
         self.graph, self.module = graph, module
         self.nodes = {n.name: n for n in graph.ops()}
         self.containers: dict[str, Container] = {"": Container("")}
@@ -160,7 +160,7 @@ class _Writer:
             inside = {n.name for n in box.members}
             box.inputs = list(dict.fromkeys(i for n in box.members for i in n.inputs if i not in inside))
             box.outputs = [n.name for n in box.members if n.name == graph.output or any(u not in inside for u in users.get(n.name, ()))]
-        self.built: dict[str, Any] = dict(module.named_modules())
+        self.built: dict[str, Any] = {**dict(module.named_modules()), **calls}
         self.classes: dict[str, str] = {}  # class body -> class name
         self.class_source: list[str] = []
         self.used_names: set[str] = {"nn", "torch"}
@@ -203,15 +203,6 @@ class _Writer:
 
     def _built(self, name: str) -> Any:
         """The module at `name`, or the FunctionCall a merge node makes."""
-        if name not in self.built:
-            modules = dict(self.module.named_modules())
-            if name in modules:
-                self.built[name] = modules[name]
-            else:
-                node = self.nodes[name]
-                op = registry.get(node.op)
-                assert op is not None
-                self.built[name] = op.torch(node.attrs, [self.graph.node(i).shape for i in node.inputs])
         return self.built[name]
 
     # ----------------------------------------------------------------- expressions
@@ -238,7 +229,7 @@ class _Writer:
         expr, path = base, parent_path
         for part in relative.split("."):
             parent = self.containers.get(path)
-            if parent is not None and parent.kind == "sequential" and part.isdigit():
+            if parent is not None and parent.kind == "sequential" and re.fullmatch("[0-9]+", part):
                 expr += f"[{part}]"
             elif is_identifier(part):
                 expr += f".{part}"
@@ -318,7 +309,7 @@ class _Writer:
                 var = names[inputs[0]]
             else:
                 base = local.rsplit(".", 1)[-1]
-                var = "out" if "out" not in taken else base if is_identifier(base) else f"x{base}"
+                var = "out" if "out" not in taken else base if is_identifier(base) else f"x{len(taken)}"
                 while var in taken:
                     var += "_"
                 taken.add(var)
@@ -419,8 +410,8 @@ def to_source(graph: Graph, title: str = "") -> str:
     """Python source of an nn.Module equivalent to `to_graph_module(graph)`: same state_dict
     keys, same outputs, and with the same seed the same initial weights."""
     with torch.device("meta"):  # the source needs the layers' settings, not their weights
-        module = to_graph_module(graph)
-    writer = _Writer(graph, module)
+        module, calls = build_modules(graph)
+    writer = _Writer(graph, module, calls)
     writer.write_class(writer.containers[""])
     shape = "×".join(map(str, graph.input_shape))
     about = (

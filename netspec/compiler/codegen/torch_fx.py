@@ -74,6 +74,22 @@ def apply_init(module: nn.Module, graph: Graph) -> None:
                     getattr(nn.init, function)(tensor, *args, **kwargs)
 
 
+def build_modules(graph: Graph) -> tuple[nn.Module, dict[str, FunctionCall]]:
+    """The layers alone, in graph order (as `to_graph_module` builds them), and the merges'
+    function calls: what ejected source is written from, without torch.fx's code generator."""
+    root = nn.Module()
+    calls: dict[str, FunctionCall] = {}
+    for node in graph.ops():
+        op = registry.get(node.op)
+        assert op is not None
+        built = op.torch(node.attrs, [graph.node(i).shape for i in node.inputs])
+        if isinstance(built, FunctionCall):
+            calls[node.name] = built
+        else:
+            put_module(root, node.name, built)
+    return root, calls
+
+
 def to_graph_module(graph: Graph) -> fx.GraphModule:
     """Build the module; parameters are freshly initialised (seed torch first for determinism)."""
     root = nn.Module()

@@ -78,7 +78,7 @@ def test_every_error_of_a_file_is_reported_at_once_in_order() -> None:
     expected = [
         (at(MANY_ERRORS, "{op: conv2d"), "layers[0]: missing required key 'kernel'"),  # it is misspelled
         (at(MANY_ERRORS, "kernal"), "unknown key 'kernal' (did you mean 'kernel'?)"),
-        (at(MANY_ERRORS, "sigmod"), "unknown op 'sigmod' (did you mean 'sigmoid'?)"),
+        (at(MANY_ERRORS, "sigmod"), "unknown op 'sigmod' (did you mean 'sigmoid'?); `netspec ops` lists the ops and blocks"),
         (at(MANY_ERRORS, "-3"), "expected a positive integer (at most 1,000,000), got -3"),
         (at(MANY_ERRORS, "1.5"), "expected a number in [0, 1), got 1.5"),
         (at(MANY_ERRORS, "{op: maxpool}"), "missing required key 'kernel'"),
@@ -147,7 +147,7 @@ def test_unknown_key_without_a_close_match_has_no_hint() -> None:
     "layer,needle,hint",
     [
         ("- {op: conv2, out: 8, kernel: 3}", "conv2", "'conv2d'"),
-        ("- relu6", "relu6", "'relu'"),
+        ("- hardswsh", "hardswsh", "'hardswish'"),
         ("- {op: residul, out: 8}", "residul", "'residual'"),
         ("- {op: incepton, c1: 1, c2: [1, 1], c3: [1, 1], c4: 1}", "incepton", "'inception'"),
         ("- {op: paralel, branches: [[], []]}", "paralel", "'parallel'"),
@@ -182,8 +182,8 @@ def test_unknown_op_in_a_block_body_and_a_branch_are_found_too() -> None:
         """
     )
     found = errors(text)
-    assert (at(text, "convv2d"), "unknown op 'convv2d' (did you mean 'conv2d'?)") in found
-    assert (at(text, "rleu"), "unknown op 'rleu' (did you mean 'relu'?)") in found
+    assert (at(text, "convv2d"), "unknown op 'convv2d' (did you mean 'conv2d'?); `netspec ops` lists the ops and blocks") in found
+    assert (at(text, "rleu"), "unknown op 'rleu' (did you mean 'relu'?); `netspec ops` lists the ops and blocks") in found
 
 
 def test_missing_required_keys_are_reported_at_the_mapping() -> None:
@@ -497,7 +497,8 @@ def test_unknown_name_in_a_reference_lists_the_known_ones() -> None:
     text = block_with("$m")
     loc, message = one_error(text)
     assert loc == at(text, '"$m"')
-    assert message == "out: unknown name 'm' in 'm' (known: c, in_channels, in_height, in_width, n, s) (in block 'b' called at line 9)"
+    assert message == ("out: unknown name 'm' in 'm' (known: block_in_channels, block_in_height, block_in_width, c, in_channels, in_height, in_width, n, s)"
+                       " (in block 'b' called at line 9)")
 
 
 def test_unknown_name_in_when_is_located() -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import keyword
 from typing import Annotated, Any, Literal, Optional, Union
 
-from pydantic import AfterValidator, BeforeValidator, Discriminator, Field, PlainValidator, Tag, ValidationError, WithJsonSchema, create_model, field_validator
+from pydantic import AfterValidator, BeforeValidator, Discriminator, Field, PlainValidator, StrictBool, Tag, ValidationError, WithJsonSchema, create_model, field_validator
 from pydantic_core import PydanticCustomError
 
 from netspec.compiler import registry
@@ -63,6 +63,7 @@ MAX_LAYERS_PER_LIST = 10_000
 INIT_SCHEMES = ("default", "normal", "uniform", "xavier_uniform", "xavier_normal", "kaiming_uniform", "kaiming_normal", "zeros")
 STRUCTURAL_OPS = ("sequential", "parallel")
 META_KEYS = ("op", "name", "from", "repeat", "init", "when")
+UNKNOWN_OP_HINT = "; `netspec ops` lists the ops and blocks"
 
 
 class InitSpec(Model):
@@ -166,6 +167,7 @@ class SequentialLayer(LayerMeta):
 
     op: Literal["sequential"]
     layers: Annotated[list["LayerItem"], Field(min_length=1, max_length=MAX_LAYERS_PER_LIST)]
+    compact: StrictBool = Field(False, description="layers skipped by `when:` take no name and no position")
 
 
 class ParallelLayer(LayerMeta):
@@ -216,6 +218,8 @@ class BlockDef(Model):
     description: str = ""
     params: dict[TypeName, Param] = Field(default_factory=dict)
     layers: Annotated[list[LayerItem], Field(min_length=1, max_length=MAX_LAYERS_PER_LIST)]
+    compact: StrictBool = Field(False, description="layers skipped by `when:` take no name and no position")
+    examples: list[dict[str, Any]] = Field(default_factory=list, description="calls for `netspec ops` and the tests: {input, args, before, from}")
 
 
 class Spec(Model):
@@ -311,7 +315,7 @@ def unknown_op_diagnostics(raw: Any, known_blocks: set[str], filename: str) -> l
             op = item if isinstance(item, str) else item.get("op") if isinstance(item, dict) else None
             if isinstance(op, str) and op not in candidates:
                 where = locate(raw, item_path + (("op",) if isinstance(item, dict) else ()))
-                out.append(Diagnostic(where, f"unknown op {op!r}{did_you_mean(op, candidates)}"))
+                out.append(Diagnostic(where, f"unknown op {op!r}{did_you_mean(op, candidates)}{UNKNOWN_OP_HINT}"))
     return out
 
 

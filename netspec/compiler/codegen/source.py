@@ -24,7 +24,7 @@ import torch
 from torch import nn
 
 from netspec.compiler import registry
-from netspec.compiler.codegen.torch_fx import build_modules, class_name, init_calls
+from netspec.compiler.codegen.torch_fx import Recipe, Step, Value, build_modules, class_name, init_calls
 from netspec.compiler.graph import INPUT, Graph, Node
 from netspec.compiler.registry import FunctionCall
 from netspec.errors import NetspecError
@@ -110,18 +110,66 @@ def _function(call: FunctionCall, args: list[str]) -> str:
     kwargs = "".join(f", {k}={literal(v)}" for k, v in call.kwargs.items())
     if call.target in _INFIX and not call.kwargs and not call.list_arg:
         return f" {_INFIX[call.target]} ".join(args)
-    name = getattr(call.target, "__name__", "")
-    for prefix, namespace in (("torch", torch), ("nn.functional", nn.functional)):
-        if is_identifier(name) and getattr(namespace, name, None) is call.target:
-            break
-    else:
-        raise NetspecError(f"cannot write source for the function {name or call.target!r}")
+    name = _qualified(call.target)
     if call.list_arg:
-        return f"{prefix}.{name}([{', '.join(args)}]{kwargs})"
+        return f"{name}([{', '.join(args)}]{kwargs})"
     result = args[0]
     for arg in args[1:]:
-        result = f"{prefix}.{name}({result}, {arg}{kwargs})"
+        result = f"{name}({result}, {arg}{kwargs})"
     return result
+
+
+def _qualified(target: Any) -> str:
+    """`torch.permute` for the function torch.permute: only functions found under their own
+    (plain) name in torch or torch.nn.functional are written."""
+    name = getattr(target, "__name__", "")
+    for prefix, namespace in (("torch", torch), ("nn.functional", nn.functional)):
+        if is_identifier(name) and getattr(namespace, name, None) is target:
+            return f"{prefix}.{name}"
+    raise NetspecError(f"cannot write source for the function {name or target!r}")
+
+
+def _recipe(recipe: Recipe, args: list[str], at: str) -> str:
+    """Source of an `Emit` recipe as one expression: `x * self.layer_scale`,
+    `torch.permute(self.norm(torch.permute(x, [0, 2, 3, 1])), [0, 3, 1, 2])`; `at` reaches
+    the node's own module or parameter."""
+    seen: set[int] = set()
+
+    def render(value: Any, operand: bool = False) -> str:
+        if isinstance(value, Value):
+            return args[value.index]
+        if isinstance(value, (list, tuple)):
+            items = [render(v) for v in value]
+            if isinstance(value, list):
+                return "[" + ", ".join(items) + "]"
+            return f"({items[0]},)" if len(items) == 1 else "(" + ", ".join(items) + ")"
+        if not isinstance(value, Step):
+            return literal(value)
+        if id(value) in seen:  # an expression would compute it twice (a dropout twice)
+            raise NetspecError("cannot write source for a recipe that uses an intermediate value twice")
+        seen.add(id(value))
+        if value.kind == "parameter":
+            return at
+        if not all(map(is_identifier, value.kwargs)):
+            raise NetspecError(f"cannot write source for the keyword arguments {list(value.kwargs)!r}")
+        if value.kind == "call" and value.target in _INFIX and len(value.args) == 2 and not value.kwargs:
+            text = f" {_INFIX[value.target]} ".join(render(a, operand=True) for a in value.args)
+            return f"({text})" if operand else text
+        if value.kind == "method":
+            if not is_identifier(value.target) or not value.args:
+                raise NetspecError(f"cannot write source for the method {value.target!r}")
+            head, *rest = value.args
+            rendered = [render(head, operand=True)] + [render(a) for a in rest]
+        else:
+            rendered = [render(a) for a in value.args]
+        rendered += [f"{k}={render(v)}" for k, v in value.kwargs.items()]
+        if value.kind == "module":
+            return f"{at}({', '.join(rendered)})"
+        if value.kind == "method":
+            return f"{rendered[0]}.{value.target}({', '.join(rendered[1:])})"
+        return f"{_qualified(value.target)}({', '.join(rendered)})"
+
+    return render(recipe.output)
 
 
 # --------------------------------------------------------------------------- the module tree
@@ -140,7 +188,7 @@ class Container:
 
 
 class _Writer:
-    def __init__(self, graph: Graph, module: nn.Module, calls: dict[str, FunctionCall]) -> None:
+    def __init__(self, graph: Graph, module: nn.Module, calls: dict[str, FunctionCall | Recipe]) -> None:
         self.graph, self.module = graph, module
         self.nodes = {n.name: n for n in graph.ops()}
         self.containers: dict[str, Container] = {"": Container("")}
@@ -188,7 +236,7 @@ class _Writer:
         previous = box.inputs[0] if box.inputs else INPUT
         for entry in box.entries if chain else ():
             if entry in self.nodes:
-                ok = not isinstance(self._built(entry), FunctionCall)
+                ok = isinstance(self._built(entry), nn.Module)
             else:
                 ok = self.containers[entry].kind != "holder"
             if not ok or self._entry_inputs(entry) != [previous]:
@@ -202,7 +250,7 @@ class _Writer:
         box.own_class = box.kind == "class" or is_block or not box.path
 
     def _built(self, name: str) -> Any:
-        """The module at `name`, or the FunctionCall a merge node makes."""
+        """The module at `name`, the FunctionCall a merge node makes, or an op's Recipe."""
         return self.built[name]
 
     # ----------------------------------------------------------------- expressions
@@ -252,6 +300,9 @@ class _Writer:
                 continue
             if entry in self.nodes and isinstance(self._built(entry), FunctionCall):
                 continue  # a merge: a line in forward, not a module
+            if entry in self.nodes and isinstance(self._built(entry), Recipe):
+                lines += self._recipe_member(target, local, self._built(entry), entry)
+                continue
             expr = self.expression(entry, "        ")
             comment = _comment(self.shapes[self._entry_output(entry)])
             head = self._add(target, local, expr[0], open_call=len(expr) > 1)
@@ -261,6 +312,25 @@ class _Writer:
                 lines.append(f"        {head}")
                 lines += expr[1:-1]
                 lines.append(f"{expr[-1]}{')' if not is_identifier(local) else ''}{comment}")
+
+    def _recipe_member(self, target: str, local: str, recipe: Recipe, path: str) -> list[str]:
+        """The module or learned tensor a recipe keeps at its node's path (none for pure calls)."""
+        if recipe.module is not None:
+            return [f"        {self._add(target, local, constructor(recipe.module))}"]
+        steps = [recipe.output]
+        while steps:  # the recipe's parameter, if it has one
+            step = steps.pop()
+            if isinstance(step, (list, tuple)):
+                steps += list(step)
+            elif isinstance(step, Step):
+                if step.kind == "parameter":
+                    shape, fill = step.target
+                    value = f"nn.Parameter(torch.full({literal(shape)}, {literal(fill)}))"
+                    if is_identifier(local):
+                        return [f"        {target}.{local} = {value}{_comment(shape)}"]
+                    return [f"        {target}.register_parameter({literal(local)}, {value}){_comment(shape)}"]
+                steps += list(step.args) + list(step.kwargs.values())
+        return []
 
     @staticmethod
     def _add(target: str, local: str, expr: str, open_call: bool = False) -> str:
@@ -303,6 +373,8 @@ class _Writer:
             local = step[len(prefix):]
             if step in self.nodes and isinstance(self._built(step), FunctionCall):
                 call = _function(self._built(step), args)
+            elif step in self.nodes and isinstance(self._built(step), Recipe):
+                call = _recipe(self._built(step), args, self.access("self", local, box.path))
             else:
                 call = f"{self.access('self', local, box.path)}({', '.join(args)})"
             if inputs and uses[inputs[0]] == 0:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import keyword
 import re
+from dataclasses import dataclass, field
 from typing import Any, Callable
 
 import torch
@@ -15,7 +16,7 @@ from torch import fx, nn
 
 from netspec.compiler import registry
 from netspec.compiler.graph import INPUT, Graph
-from netspec.compiler.registry import FunctionCall
+from netspec.compiler.registry import Emit, FunctionCall
 
 
 def class_name(name: str) -> str:
@@ -34,6 +35,91 @@ def put_module(root: nn.Module, dotted: str, module: nn.Module) -> None:
             root.add_module(part, nn.Module())
         root = getattr(root, part)
     root.add_module(leaf, module)
+
+
+def put_parameter(root: nn.Module, dotted: str, value: nn.Parameter) -> None:
+    """Register a parameter at a dotted path (e.g. `features.1.0.layer_scale`)."""
+    *parents, leaf = dotted.split(".")
+    for part in parents:
+        if not hasattr(root, part):
+            root.add_module(part, nn.Module())
+        root = getattr(root, part)
+    root.register_parameter(leaf, value)
+
+
+class Emitter:
+    """What an op's `Emit` recipe may add: function and method calls, and a module or a
+    parameter at its node's own path (so state_dict names are the spec's)."""
+
+    def __init__(self, root: nn.Module, code: fx.Graph, path: str):
+        self.root, self.code, self.path = root, code, path
+
+    def call(self, target: Callable[..., Any], *args: Any, **kwargs: Any) -> fx.Node:
+        return self.code.call_function(target, args, kwargs)
+
+    def method(self, name: str, *args: Any, **kwargs: Any) -> fx.Node:
+        return self.code.call_method(name, args, kwargs)
+
+    def module(self, module: nn.Module, *args: Any) -> fx.Node:
+        put_module(self.root, self.path, module)
+        return self.code.call_module(self.path, args)
+
+    def parameter(self, shape: tuple[int, ...], fill: float) -> fx.Node:
+        """A learned tensor filled with `fill`; the fill is kept in the node's meta for `-o model.py`."""
+        put_parameter(self.root, self.path, nn.Parameter(torch.full(shape, float(fill))))
+        return self.code.get_attr(self.path)
+
+
+@dataclass(frozen=True)
+class Value:
+    """Input `index` of a node, as a recipe recorded by `Recorder` refers to it."""
+
+    index: int
+
+
+@dataclass(frozen=True, eq=False)
+class Step:
+    """One operation of a recorded `Emit` recipe: kind "call" (target: a function), "method"
+    (target: its name), "module" (the module at the node's path) or "parameter" (target:
+    (shape, fill) of the tensor at the node's path). Arguments may hold Steps and Values."""
+
+    kind: str
+    target: Any
+    args: tuple[Any, ...] = ()
+    kwargs: dict[str, Any] = field(default_factory=dict)
+
+
+class Recorder:
+    """The Emitter interface, recording steps instead of fx nodes: what ejected source is
+    written from. The module or parameter is placed at the node's path as in the compiled one."""
+
+    def __init__(self, root: nn.Module, path: str):
+        self.root, self.path = root, path
+        self.module_built: nn.Module | None = None
+
+    def call(self, target: Callable[..., Any], *args: Any, **kwargs: Any) -> Step:
+        return Step("call", target, args, kwargs)
+
+    def method(self, name: str, *args: Any, **kwargs: Any) -> Step:
+        return Step("method", name, args, kwargs)
+
+    def module(self, module: nn.Module, *args: Any) -> Step:
+        put_module(self.root, self.path, module)
+        self.module_built = module
+        return Step("module", None, args)
+
+    def parameter(self, shape: tuple[int, ...], fill: float) -> Step:
+        put_parameter(self.root, self.path, nn.Parameter(torch.full(shape, float(fill))))
+        return Step("parameter", (tuple(shape), float(fill)))
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """A node built by an `Emit` recipe: its recorded output step, and the module (if any)
+    placed at the node's path."""
+
+    output: Any
+    module: nn.Module | None
 
 
 # Each scheme as (torch.nn.init function, its arguments from the InitSpec): one table, used
@@ -74,16 +160,21 @@ def apply_init(module: nn.Module, graph: Graph) -> None:
                     getattr(nn.init, function)(tensor, *args, **kwargs)
 
 
-def build_modules(graph: Graph) -> tuple[nn.Module, dict[str, FunctionCall]]:
-    """The layers alone, in graph order (as `to_graph_module` builds them), and the merges'
-    function calls: what ejected source is written from, without torch.fx's code generator."""
+def build_modules(graph: Graph) -> tuple[nn.Module, dict[str, FunctionCall | Recipe]]:
+    """The layers alone, in graph order (as `to_graph_module` builds them), the merges'
+    function calls and the recorded `Emit` recipes: what ejected source is written from,
+    without torch.fx's code generator."""
     root = nn.Module()
-    calls: dict[str, FunctionCall] = {}
+    calls: dict[str, FunctionCall | Recipe] = {}
     for node in graph.ops():
         op = registry.get(node.op)
         assert op is not None
         built = op.torch(node.attrs, [graph.node(i).shape for i in node.inputs])
-        if isinstance(built, FunctionCall):
+        if isinstance(built, Emit):
+            recorder = Recorder(root, node.name)
+            output = built.build(recorder, [Value(k) for k in range(len(node.inputs))])
+            calls[node.name] = Recipe(output, recorder.module_built)
+        elif isinstance(built, FunctionCall):
             calls[node.name] = built
         else:
             put_module(root, node.name, built)
@@ -104,7 +195,9 @@ def to_graph_module(graph: Graph) -> fx.GraphModule:
         in_shapes = [graph.node(i).shape for i in node.inputs]
         args = [values[i] for i in node.inputs]
         built = op.torch(node.attrs, in_shapes)
-        if isinstance(built, FunctionCall):
+        if isinstance(built, Emit):
+            values[node.name] = built.build(Emitter(root, code, node.name), args)
+        elif isinstance(built, FunctionCall):
             if built.list_arg:
                 values[node.name] = code.call_function(built.target, (args,), built.kwargs)
             else:

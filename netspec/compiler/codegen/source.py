@@ -172,6 +172,35 @@ def _recipe(recipe: Recipe, args: list[str], at: str) -> str:
     return render(recipe.output)
 
 
+def _module_output_shape(recipe: Recipe, in_shapes: list[Any]) -> tuple[int, ...]:
+    """What the recipe's own module returns (per example), for its line's shape comment: the
+    recipe run on meta tensors (LayerNorm2d's norm sees H×W×C, stochastic depth's dropout a mask)."""
+    found: list[tuple[int, ...]] = []
+
+    def run(value: Any) -> Any:
+        if isinstance(value, Value):
+            return torch.zeros(2, *in_shapes[value.index])
+        if isinstance(value, (list, tuple)):
+            return type(value)(run(v) for v in value)
+        if not isinstance(value, Step):
+            return value
+        if value.kind == "parameter":
+            return torch.zeros(value.target[0])
+        args = [run(a) for a in value.args]
+        kwargs = {k: run(v) for k, v in value.kwargs.items()}
+        if value.kind == "module":
+            out = recipe.module(*args)
+            found.append(tuple(out.shape[1:]))
+            return out
+        if value.kind == "method":
+            return getattr(args[0], value.target)(*args[1:], **kwargs)
+        return value.target(*args, **kwargs)
+
+    with torch.device("meta"), torch.no_grad():
+        run(recipe.output)
+    return found[0]
+
+
 # --------------------------------------------------------------------------- the module tree
 
 @dataclass
@@ -316,7 +345,8 @@ class _Writer:
     def _recipe_member(self, target: str, local: str, recipe: Recipe, path: str) -> list[str]:
         """The module or learned tensor a recipe keeps at its node's path (none for pure calls)."""
         if recipe.module is not None:
-            return [f"        {self._add(target, local, constructor(recipe.module))}"]
+            shape = _module_output_shape(recipe, [self.shapes[i] for i in self.nodes[path].inputs])
+            return [f"        {self._add(target, local, constructor(recipe.module))}{_comment(shape)}"]
         steps = [recipe.output]
         while steps:  # the recipe's parameter, if it has one
             step = steps.pop()

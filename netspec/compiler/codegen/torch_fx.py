@@ -1,8 +1,9 @@
 """Graph IR -> `torch.fx.GraphModule`: straight-line generated forward code, no interpreter.
 
 Every primitive node becomes a submodule at its dotted name (so parameters are named as in
-the spec, e.g. `b3.0.conv1.weight`) or a function call (merges). Weight initialisation from
-the spec is applied here.
+the spec, e.g. `b3.0.conv1.weight`), a function call (merges) or an op's `Emit` recipe (calls,
+methods, a module or a parameter at the node's path). Weight initialisation from the spec is
+applied here. `build_modules` builds the same layers and records the recipes for model.py.
 """
 from __future__ import annotations
 

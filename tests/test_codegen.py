@@ -81,8 +81,9 @@ def import_from(path: Path) -> ModuleType:
 
 
 def model_class(module: ModuleType) -> type[nn.Module]:
-    [cls] = [v for v in vars(module).values() if isinstance(v, type) and issubclass(v, nn.Module) and v.__module__ == module.__name__]
-    return cls
+    """The network's class: the last one the file defines (block classes come before it)."""
+    classes = [v for v in vars(module).values() if isinstance(v, type) and issubclass(v, nn.Module) and v.__module__ == module.__name__]
+    return classes[-1]
 
 
 def eject(graph, tmp_path: Path) -> nn.Module:

@@ -35,6 +35,7 @@ class Scope:
     location: Location | None
     params: dict[str, Any] = field(default_factory=dict)
     is_block: bool = True  # False for plain sequential groups and parallel branches
+    doc: str = ""  # the block's description (ejected source writes it as a docstring literal)
 
     @property
     def is_unit(self) -> bool:
@@ -75,6 +76,7 @@ class Graph:
     output: str = INPUT
     source: str = ""  # the spec file, for messages
     limits: Any = None  # the spec's `budget:` as compiler.budget.Limits (None: no budget section)
+    description: str = ""  # the spec's description
     _nodes: dict[str, Node] = field(default_factory=dict, repr=False)
 
     def add(self, node: Node) -> Node:

@@ -12,7 +12,11 @@ from netspec.errors import NetspecError
 
 def write_text_atomically(output: Path, text: str) -> Path:
     """`write_atomically` for text (UTF-8)."""
-    return write_atomically(output, text.encode("utf-8"))
+    try:
+        data = text.encode("utf-8")
+    except UnicodeError as exc:  # e.g. a lone surrogate from a path that was not UTF-8
+        raise NetspecError(f"{output}: cannot write ({exc})") from None
+    return write_atomically(output, data)
 
 
 def write_atomically(output: Path, data: bytes) -> Path:

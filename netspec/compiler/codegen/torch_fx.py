@@ -1,13 +1,15 @@
 """Graph IR -> `torch.fx.GraphModule`: straight-line generated forward code, no interpreter.
 
 Every primitive node becomes a submodule at its dotted name (so parameters are named as in
-the spec, e.g. `b3.0.conv1.weight`) or a function call (merges). Weight initialisation from
-the spec is applied here.
+the spec, e.g. `b3.0.conv1.weight`), a function call (merges) or an op's `Emit` recipe (calls,
+methods, a module or a parameter at the node's path). Weight initialisation from the spec is
+applied here. `build_modules` builds the same layers and records the recipes for model.py.
 """
 from __future__ import annotations
 
 import keyword
 import re
+from dataclasses import dataclass, field
 from typing import Any, Callable
 
 import torch
@@ -66,34 +68,118 @@ class Emitter:
     def parameter(self, shape: tuple[int, ...], fill: float) -> fx.Node:
         """A learned tensor filled with `fill`; the fill is kept in the node's meta for `-o model.py`."""
         put_parameter(self.root, self.path, nn.Parameter(torch.full(shape, float(fill))))
-        node = self.code.get_attr(self.path)
-        node.meta["netspec_fill"] = (tuple(shape), float(fill))
-        return node
+        return self.code.get_attr(self.path)
 
 
-_WEIGHT_INIT: dict[str, Callable[[torch.Tensor, Any], Any]] = {
-    "normal": lambda w, s: nn.init.normal_(w, s.mean, s.std),
-    "uniform": lambda w, s: nn.init.uniform_(w, -s.a, s.a),
-    "xavier_uniform": lambda w, s: nn.init.xavier_uniform_(w),
-    "xavier_normal": lambda w, s: nn.init.xavier_normal_(w),
-    "kaiming_uniform": lambda w, s: nn.init.kaiming_uniform_(w, nonlinearity="relu"),
-    "kaiming_normal": lambda w, s: nn.init.kaiming_normal_(w, nonlinearity="relu"),
-    "zeros": lambda w, s: nn.init.zeros_(w),
+@dataclass(frozen=True)
+class Value:
+    """Input `index` of a node, as a recipe recorded by `Recorder` refers to it."""
+
+    index: int
+
+
+@dataclass(frozen=True, eq=False)
+class Step:
+    """One operation of a recorded `Emit` recipe: kind "call" (target: a function), "method"
+    (target: its name), "module" (the module at the node's path) or "parameter" (target:
+    (shape, fill) of the tensor at the node's path). Arguments may hold Steps and Values."""
+
+    kind: str
+    target: Any
+    args: tuple[Any, ...] = ()
+    kwargs: dict[str, Any] = field(default_factory=dict)
+
+
+class Recorder:
+    """The Emitter interface, recording steps instead of fx nodes: what ejected source is
+    written from. The module or parameter is placed at the node's path as in the compiled one."""
+
+    def __init__(self, root: nn.Module, path: str):
+        self.root, self.path = root, path
+        self.module_built: nn.Module | None = None
+
+    def call(self, target: Callable[..., Any], *args: Any, **kwargs: Any) -> Step:
+        return Step("call", target, args, kwargs)
+
+    def method(self, name: str, *args: Any, **kwargs: Any) -> Step:
+        return Step("method", name, args, kwargs)
+
+    def module(self, module: nn.Module, *args: Any) -> Step:
+        put_module(self.root, self.path, module)
+        self.module_built = module
+        return Step("module", None, args)
+
+    def parameter(self, shape: tuple[int, ...], fill: float) -> Step:
+        put_parameter(self.root, self.path, nn.Parameter(torch.full(shape, float(fill))))
+        return Step("parameter", (tuple(shape), float(fill)))
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """A node built by an `Emit` recipe: its recorded output step, and the module (if any)
+    placed at the node's path."""
+
+    output: Any
+    module: nn.Module | None
+
+
+# Each scheme as (torch.nn.init function, its arguments from the InitSpec): one table, used
+# both to initialise the compiled module and to write the same calls into ejected source.
+INIT_CALLS: dict[str, tuple[str, Callable[[Any], tuple[Any, ...]], dict[str, Any]]] = {
+    "normal": ("normal_", lambda s: (s.mean, s.std), {}),
+    "uniform": ("uniform_", lambda s: (-s.a, s.a), {}),
+    "xavier_uniform": ("xavier_uniform_", lambda s: (), {}),
+    "xavier_normal": ("xavier_normal_", lambda s: (), {}),
+    "kaiming_uniform": ("kaiming_uniform_", lambda s: (), {"nonlinearity": "relu"}),
+    "kaiming_normal": ("kaiming_normal_", lambda s: (), {"nonlinearity": "relu"}),
+    "zeros": ("zeros_", lambda s: (), {}),
 }
+
+
+def init_calls(node: Any) -> list[tuple[str, str, tuple[Any, ...], dict[str, Any]]]:
+    """The initialisation of one node as (parameter, nn.init function, args, kwargs), in order;
+    empty where PyTorch's default stays."""
+    op = registry.get(node.op)
+    if op is None or not op.has_weight or node.init is None:
+        return []
+    calls = []
+    if node.init.weight != "default":
+        function, args, kwargs = INIT_CALLS[node.init.weight]
+        calls.append(("weight", function, args(node.init), kwargs))
+    if node.init.bias == "zeros":
+        calls.append(("bias", "zeros_", (), {}))
+    return calls
 
 
 def apply_init(module: nn.Module, graph: Graph) -> None:
     """Initialise the weights of conv/linear nodes as their spec (or its default) says."""
     with torch.no_grad():
         for node in graph.ops():
-            op = registry.get(node.op)
-            if op is None or not op.has_weight or node.init is None:
-                continue
-            layer = module.get_submodule(node.name)
-            if node.init.weight != "default":
-                _WEIGHT_INIT[node.init.weight](layer.weight, node.init)
-            if node.init.bias == "zeros" and getattr(layer, "bias", None) is not None:
-                nn.init.zeros_(layer.bias)
+            for param, function, args, kwargs in init_calls(node):
+                tensor = getattr(module.get_submodule(node.name), param, None)
+                if tensor is not None:
+                    getattr(nn.init, function)(tensor, *args, **kwargs)
+
+
+def build_modules(graph: Graph) -> tuple[nn.Module, dict[str, FunctionCall | Recipe]]:
+    """The layers alone, in graph order (as `to_graph_module` builds them), the merges'
+    function calls and the recorded `Emit` recipes: what ejected source is written from,
+    without torch.fx's code generator."""
+    root = nn.Module()
+    calls: dict[str, FunctionCall | Recipe] = {}
+    for node in graph.ops():
+        op = registry.get(node.op)
+        assert op is not None
+        built = op.torch(node.attrs, [graph.node(i).shape for i in node.inputs])
+        if isinstance(built, Emit):
+            recorder = Recorder(root, node.name)
+            output = built.build(recorder, [Value(k) for k in range(len(node.inputs))])
+            calls[node.name] = Recipe(output, recorder.module_built)
+        elif isinstance(built, FunctionCall):
+            calls[node.name] = built
+        else:
+            put_module(root, node.name, built)
+    return root, calls
 
 
 def to_graph_module(graph: Graph) -> fx.GraphModule:

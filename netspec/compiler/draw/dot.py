@@ -18,13 +18,36 @@ LEGEND_ID = "netspec/legend"
 COLLAPSED = "block"  # legend entry for collapsed blocks
 
 
+def visible(value: str) -> str:
+    """`value` with characters no SVG or XML can hold (controls, separators) shown as U+FFFD;
+    line breaks are kept, tabs become spaces."""
+    value = value.replace("\r\n", "\n").replace("\r", "\n").replace("\t", " ")
+    return "".join(ch if ch == "\n" or ch.isprintable() else "\ufffd" for ch in value)
+
+
+def html_text(value: str) -> str:
+    """Text for an HTML-like label that shows exactly `value`: XML-escaped, plus the characters
+    Graphviz still reads there (a lone backslash starts `\\G`-style escapes, `]` trips its lexer)."""
+    escaped = escape(visible(value)).replace("\\", "\\\\").replace("[", "&#91;").replace("]", "&#93;")
+    return escaped.replace("\n", "<br/>")
+
+
+def text(value: str) -> str:
+    """A plain DOT label or tooltip that shows exactly `value`: backslashes and quotes escaped
+    (graphviz's quoting leaves `\\N`, `\\l` and a trailing backslash to DOT), `&` too (DOT
+    reads entities like `&amp;` in plain labels), line breaks as
+    DOT's `\\n`, and never read as an HTML label even when it looks like `<...>`."""
+    escaped = visible(value).replace("&", "&amp;").replace("\\", "\\\\").replace('"', '\\"')
+    return graphviz.nohtml(escaped.replace("\n", "\\n"))
+
+
 def _op_node(box: OpBox) -> dict[str, str]:
     params = sum(n.params for n in box.nodes)
     tip = " + ".join(n.name for n in box.nodes) + (f" ({params:,} params)" if params else "")
     return {
-        "label": " + ".join(box.labels),
+        "label": text(" + ".join(box.labels)),
         "fillcolor": style.family_colour(box.family),
-        "tooltip": tip,
+        "tooltip": text(tip),
         "class": f"op {box.family}",
     }
 
@@ -37,13 +60,13 @@ def _block_node(box: BlockBox, shapes: bool) -> dict[str, str]:
         "label": style.html_title(box.scopes, lines),
         "fillcolor": style.BLOCK_FILL,
         "penwidth": "1.4",
-        "tooltip": ", ".join(s.path for s in box.scopes),
+        "tooltip": text(", ".join(s.path for s in box.scopes)),
         "class": COLLAPSED,
     }
 
 
 def _terminal_node(box: Terminal, shapes: bool) -> dict[str, str]:
-    label = box.role + (f"\\n{fmt(box.shape)}" if shapes else "")  # DOT's own line break
+    label = text(box.role) + (f"\\n{fmt(box.shape)}" if shapes else "")  # DOT's own line break
     return {"label": label, "shape": "oval", "fillcolor": "white", "class": box.role, "margin": "0.06,0.02"}
 
 
@@ -92,7 +115,7 @@ def _emit(target: graphviz.Digraph, cluster: Cluster, plan: Plan, shapes: bool, 
                 fontsize="11",
                 labeljust="l",
                 margin="8",
-                tooltip=", ".join(s.path for s in child.scopes),
+                tooltip=text(", ".join(s.path for s in child.scopes)),
             )
             _emit(sub, child, plan, shapes, level + 1)
 
@@ -103,7 +126,7 @@ def to_digraph(plan: Plan, *, rankdir: str = "TB", shapes: bool = True, title: s
     dot = graphviz.Digraph(name=graph.name, graph_attr=dict(style.GRAPH_ATTRS, rankdir=rankdir),
                            node_attr=style.NODE_ATTRS, edge_attr=style.EDGE_ATTRS)
     facts = f"{graph.total_params:,} params · {style.count(graph.total_macs)} MACs"
-    dot.attr(label=f'<<b>{escape(title or graph.name)}</b><br/><font point-size="10" color="{style.MUTED}">{escape(facts)}</font>>',
+    dot.attr(label=f'<<b>{html_text(title or graph.name)}</b><br/><font point-size="10" color="{style.MUTED}">{escape(facts)}</font>>',
              fontsize="16")
     _emit(dot, plan.root, plan, shapes, 0)
     for edge in plan.edges:

@@ -100,7 +100,7 @@ class Expander:
         self.blocks = dict(prelude())
         for name, definition in spec.blocks.items():
             self.blocks[name] = Block(name, definition, raw["blocks"][name], False)
-        self.graph = Graph(spec.name, spec.input_shape, source=filename)
+        self.graph = Graph(spec.name, spec.input_shape, source=filename, description=spec.description)
 
     # ------------------------------------------------------------------ helpers
     def fail(self, env: Env, where: Location | None, message: str) -> SpecError:
@@ -302,7 +302,7 @@ class Expander:
             raise self.fail(env, where, f"blocks nested more than {MAX_BLOCK_DEPTH} deep")
         args = {k: v for k, v in item.items() if k not in META_KEYS}
         values = self.bind(block, args, item, env, where)
-        self.graph.scopes[path] = Scope(path, model.op, where, values, is_block=True)
+        self.graph.scopes[path] = Scope(path, model.op, where, values, is_block=True, doc=block.definition.description)
         # the block's own input shape, visible to every layer of its body (not only the first)
         block_vars = {f"block_{k}": v for k, v in _shape_vars(self.shape(inputs[0])).items()}
         # a block called with `from: [a, b, ...]` sees them as `input`, `input_2`, ...

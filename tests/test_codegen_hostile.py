@@ -323,7 +323,7 @@ def test_model_py_replaces_the_old_file_and_leaves_no_temporary(tmp_path: Path) 
 
 
 def test_a_failed_write_keeps_the_old_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from netspec.compiler.codegen import export
+    from netspec import files
 
     graph = netspec.build_graph(ROOT / "specs" / "mlp.yaml")
     target = tmp_path / "model.py"
@@ -332,7 +332,7 @@ def test_a_failed_write_keeps_the_old_file(tmp_path: Path, monkeypatch: pytest.M
     def no_space(src, dst):
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(export.os, "replace", no_space)
+    monkeypatch.setattr(files.os, "replace", no_space)  # every write goes through netspec.files
     with pytest.raises(NetspecError, match="cannot write"):
         write(graph, target)
     assert target.read_text(encoding="utf-8") == "old" and [p.name for p in tmp_path.iterdir()] == ["model.py"]

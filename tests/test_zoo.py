@@ -43,6 +43,7 @@ TORCHVISION_PARAMS = {
     "googlenet_imagenet": 6_624_904,
     "resnet18_imagenet": 11_689_512,
     "resnet50_imagenet": 25_557_032,
+    "densenet121_imagenet": 7_978_856,
 }
 
 # The book's hyper-parameters: (batch_size, lr, epochs, resize) from D2L's code.
@@ -60,6 +61,7 @@ D2L_TRAIN = {
     "nin": (128, 0.1, 10, 224),
     "googlenet": (128, 0.1, 10, 96),
     "resnet18": (256, 0.05, 10, 96),
+    "densenet": (256, 0.1, 10, 96),
 }
 
 # Above these, a network is only run on the meta device.

@@ -16,6 +16,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from twins_vision import VISION_TWINS  # tests/ is on sys.path (not a package)
+
 
 # ============================================================ D2L, Fashion-MNIST (1 channel, 10 classes)
 def linear_regression() -> nn.Module:
@@ -529,6 +531,7 @@ TWINS: dict[str, Callable[[], nn.Module]] = {
     "resnet18_imagenet": resnet18_imagenet,
     "resnet50_imagenet": resnet50_imagenet,
 }
+TWINS.update(VISION_TWINS)  # today's vision networks: tests/twins_vision.py
 
 
 # --------------------------------------------------------------------------- pairing with netspec's modules

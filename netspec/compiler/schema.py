@@ -62,7 +62,7 @@ TypeName = Annotated[str, Field(pattern=IDENT, max_length=100), AfterValidator(_
 MAX_LAYERS_PER_LIST = 10_000
 INIT_SCHEMES = ("default", "normal", "uniform", "xavier_uniform", "xavier_normal", "kaiming_uniform", "kaiming_normal", "zeros")
 STRUCTURAL_OPS = ("sequential", "parallel")
-META_KEYS = ("op", "name", "from", "repeat", "init", "when")
+META_KEYS = ("op", "name", "from", "repeat", "init", "when", "members")
 
 
 class InitSpec(Model):
@@ -125,6 +125,11 @@ LayerRefs = Annotated[
 ]
 
 
+# The first member name of a named repeat; its trailing number counts up. May hold '-' (as
+# torchvision's RegNet names `block2-0`): members are reached by getattr, never written as code.
+Members = Annotated[str, Field(pattern=r"^[A-Za-z][A-Za-z0-9_-]*?[0-9]+$", max_length=100), AfterValidator(_usable_name)]
+
+
 class LayerMeta(Model):
     """Keys every layer may have besides its op's parameters."""
 
@@ -133,6 +138,7 @@ class LayerMeta(Model):
     repeat: Repeat = Field(1, description="repeat this layer n times in sequence")
     init: Optional[Init] = Field(None, description="weight initialisation (conv/linear)")
     when: Optional[Union[bool, str]] = Field(None, description="blocks only: keep this layer only if the expression holds")
+    members: Optional[Members] = Field(None, description="with a name: the first member's name (denselayer1, block2-0); its number counts up")
 
 
 class BlockCall(LayerMeta):

@@ -36,7 +36,7 @@ MAX_NODES = 20_000
 MAX_BLOCK_DEPTH = 32
 PRELUDE_FILE = "netspec:prelude.yaml"
 
-_NOT_SUBSTITUTED = {"name", "from", "when", "layers", "branches", "op", "init"}
+_NOT_SUBSTITUTED = {"name", "from", "when", "layers", "branches", "op", "init", "members"}
 
 
 @dataclass(frozen=True)
@@ -144,16 +144,18 @@ class Expander:
             model = self.validate(item, env)
             repeat = model.repeat
             local = self.claim(model.name or str(index), env, where)
-            if repeat == 1:
+            if model.members and not model.name:
+                raise self.fail(env, locate(item, ("members",)) or where, "members: needs a name, the group's (e.g. name: denseblock1)")
+            if repeat == 1 and not model.members:
                 current = self.expand(model, item, env, inputs, env.path(local), where)
                 index += 1
-            elif model.name:  # a named repeat is one group: name.0, name.1, ...
+            elif model.name:  # a named repeat is one group: name.0, name.1, ... (or as `members:` counts)
                 group = env.path(local)
                 self.graph.scopes[group] = Scope(group, "repeat", where, {"times": repeat}, is_block=False)
                 inner = replace(env, prefix=group, scopes=env.scopes + (group,), names={})
                 current = inputs[0]
-                for k in range(repeat):
-                    current = self.expand(model, item, inner, [current], inner.path(str(k)), where)
+                for member in member_names(model.members, repeat):
+                    current = self.expand(model, item, inner, [current], inner.path(member), where)
                 index += 1
             else:  # an unnamed repeat is that many layers in sequence
                 current = inputs[0]
@@ -359,6 +361,15 @@ def _type_problem(value: Any, decl: ParamDecl) -> str | None:
     if decl.choices is not None and value not in decl.choices:
         return f"expected one of {', '.join(map(str, decl.choices))}, got {value!r}"
     return None
+
+
+def member_names(first: str | None, count: int) -> list[str]:
+    """`denselayer1`, 3 -> denselayer1, denselayer2, denselayer3 (without `first`: 0, 1, 2)."""
+    if first is None:
+        return [str(k) for k in range(count)]
+    stem = first.rstrip("0123456789")
+    start = int(first[len(stem):])
+    return [f"{stem}{start + k}" for k in range(count)]
 
 
 def expand(spec: Spec, raw: YDict, filename: str) -> Graph:

@@ -18,16 +18,17 @@ if TYPE_CHECKING:
 SpecLike = Union[str, Path, LoadedSpec, Graph]
 
 
-def load(path: str | Path, *, text: str | None = None) -> LoadedSpec:
-    """Load and validate a spec (raises `SpecError` listing every problem)."""
-    return load_spec(path, text=text)
+def load(path: str | Path, *, text: str | None = None, variant: str | None = None) -> LoadedSpec:
+    """Load and validate a spec (raises `SpecError` listing every problem); `variant` picks
+    a member of its `variants:` (default: the spec's `variant:`, else the spec as written)."""
+    return load_spec(path, text=text, variant=variant)
 
 
-def build_graph(spec: SpecLike) -> Graph:
-    """The shaped, counted graph IR of a spec."""
+def build_graph(spec: SpecLike, *, variant: str | None = None) -> Graph:
+    """The shaped, counted graph IR of a spec (of its `variant`, for a path)."""
     if isinstance(spec, Graph):
         return spec
-    return _build_graph(spec if isinstance(spec, LoadedSpec) else load(spec))
+    return _build_graph(spec if isinstance(spec, LoadedSpec) else load(spec, variant=variant))
 
 
 def spec_files(paths: Iterable[str | Path]) -> list[Path]:
@@ -41,14 +42,20 @@ def spec_files(paths: Iterable[str | Path]) -> list[Path]:
     return found
 
 
-def check(paths: Iterable[str | Path] | str | Path) -> dict[Path, list[Diagnostic] | Graph]:
-    """Check files and folders; each file maps to its graph or its diagnostics."""
+def check(paths: Iterable[str | Path] | str | Path, *, variant: str | None = None) -> dict[Path, list[Diagnostic] | Graph]:
+    """Check files and folders; each file maps to its graph or its diagnostics.
+
+    Without `variant`, every variant a spec declares is built too (a family member whose
+    shapes do not work is an error of the file); with it, only that one.
+    """
     if isinstance(paths, (str, Path)):
         paths = [paths]
     results: dict[Path, list[Diagnostic] | Graph] = {}
     for path in spec_files(paths):
         try:
-            results[path] = build_graph(path)
+            results[path] = graph = build_graph(path, variant=variant)
+            if variant is None:
+                _check_variants(path, graph)
         except SpecError as exc:
             results[path] = exc.diagnostics
         except NetspecError as exc:
@@ -56,13 +63,27 @@ def check(paths: Iterable[str | Path] | str | Path) -> dict[Path, list[Diagnosti
     return results
 
 
-def compile(spec: SpecLike, *, seed: int | None = None) -> "fx.GraphModule":
+def _check_variants(path: Path, graph: Graph) -> None:
+    loaded = load(path)
+    problems: list[Diagnostic] = []
+    for name in loaded.spec.variants:
+        if name == loaded.variant:
+            continue
+        try:
+            build_graph(path, variant=name)
+        except SpecError as exc:
+            problems += [Diagnostic(d.location, f"variant {name!r}: {d.message}") for d in exc.diagnostics]
+    if problems:
+        raise SpecError(problems)
+
+
+def compile(spec: SpecLike, *, seed: int | None = None, variant: str | None = None) -> "fx.GraphModule":
     """A `torch.nn.Module` (a torch.fx GraphModule) for the spec, freshly initialised."""
     import torch
 
     from netspec.compiler.codegen.torch_fx import to_graph_module
 
-    graph = build_graph(spec)
+    graph = build_graph(spec, variant=variant)
     if seed is not None:
         torch.manual_seed(seed)
     return to_graph_module(graph)

@@ -14,6 +14,7 @@ from typing import Any
 
 import click
 
+from netspec.commands.variants import print_variants, variant_option
 from netspec.errors import Diagnostic, NetspecError, SpecError
 
 
@@ -81,15 +82,17 @@ def _github(d: Diagnostic) -> str:
 @click.option("--format", "fmt", type=click.Choice(["text", "github", "json"]), default="text", show_default=True,
               help="github: workflow annotations at the spec line; json: one object per file.")
 @click.option("-q", "--quiet", is_flag=True, help="Print only errors.")
-def check(paths: tuple[Path, ...], fmt: str, quiet: bool) -> None:
-    """Validate specs (files or folders, recursively) without running them.
+@variant_option
+def check(paths: tuple[Path, ...], fmt: str, quiet: bool, variant: str | None) -> None:
+    """Validate specs (files or folders, recursively) without running them; every variant
+    a spec declares is checked too (only NAME with --variant).
 
     Exit code 0 when every spec is valid, 2 when any has an error.
     """
     from netspec.api import check as check_paths
     from netspec.compiler.graph import Graph
 
-    results = check_paths(paths)  # a missing path is reported like any invalid spec
+    results = check_paths(paths, variant=variant)  # a missing path is reported like any invalid spec
     if not results:
         if fmt == "json":
             click.echo("[]")
@@ -129,11 +132,16 @@ def check(paths: tuple[Path, ...], fmt: str, quiet: bool) -> None:
 @click.option("-o", "--output", type=click.Path(path_type=Path), help="Write model.py (standalone PyTorch source) or model.onnx.")
 @click.option("--depth", type=click.IntRange(min=0), help="Fold blocks nested deeper than this into one row.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
-def compile_(spec: Path, output: Path | None, depth: int | None, as_json: bool) -> None:
+@variant_option
+@click.option("--variants", "all_variants", is_flag=True, help="Print params and MACs of every variant instead.")
+def compile_(spec: Path, output: Path | None, depth: int | None, as_json: bool, variant: str | None, all_variants: bool) -> None:
     """Show the layer table of SPEC (shapes, parameters, MACs); with -o, write code."""
     from netspec.api import build_graph, summary
 
-    graph = build_graph(spec)
+    if all_variants:
+        print_variants(spec)
+        return
+    graph = build_graph(spec, variant=variant)
     if output is not None:
         _write_output(graph, output)
     if as_json:

@@ -5,6 +5,8 @@ from pathlib import Path
 
 import click
 
+from netspec.commands.variants import variant_option
+
 
 @click.command("draw")
 @click.argument("spec", type=click.Path(path_type=Path))
@@ -21,8 +23,9 @@ import click
 @click.option("--title", help="Title above the picture (default: the spec's name).")
 @click.option("--no-fold", is_flag=True,
               help="Draw every instance of repeated identical blocks instead of one box marked ×n.")
+@variant_option
 def draw(spec: Path, output: Path | None, depth: int | None, rankdir: str, no_shapes: bool,
-         title: str | None, no_fold: bool) -> None:
+         title: str | None, no_fold: bool, variant: str | None) -> None:
     """Draw SPEC's network: every op with its parameters, every edge with its tensor shape.
 
     Blocks and named groups are boxed clusters titled with their kind and parameter count;
@@ -34,8 +37,9 @@ def draw(spec: Path, output: Path | None, depth: int | None, rankdir: str, no_sh
     from netspec.api import build_graph
     from netspec.compiler.draw import render
 
-    graph = build_graph(spec)
-    target = output if output is not None else Path(spec.stem).with_suffix(".svg")
+    graph = build_graph(spec, variant=variant)
+    stem = spec.stem if variant is None else f"{spec.stem}_{variant}"
+    target = output if output is not None else Path(stem).with_suffix(".svg")
     written = render(graph, target, depth=depth, rankdir=rankdir.upper(), shapes=not no_shapes, title=title,
                      fold_repeats=not no_fold)
     click.echo(f"wrote {written}")

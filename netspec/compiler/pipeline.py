@@ -9,26 +9,44 @@ from netspec.compiler.graph import Graph
 from netspec.compiler.passes import run_passes
 from netspec.compiler.passes.expand import expand, prelude
 from netspec.compiler.schema import Spec, validate_spec
+from netspec.compiler.variants import select
 from netspec.compiler.yaml_loader import load_yaml_file, load_yaml_text
+from netspec.errors import Diagnostic, SpecError
 
 
 @dataclass
 class LoadedSpec:
     """A validated spec together with its raw YAML tree (which knows every location)."""
 
-    spec: Spec
+    spec: Spec  # with the variant's input shape
     raw: Any
     path: str
+    variant: str | None = None  # the variant built; None: the spec as written
+
+    @property
+    def values(self) -> dict[str, Any]:
+        """What the variant gives the spec's top-level expressions (width_mult, depth_mult)."""
+        return select(self.spec.variants, self.variant).values()
 
 
-def load_spec(source: str | Path, *, text: str | None = None) -> LoadedSpec:
-    """Load and validate a spec from a file (or from `text`, named `source` in messages)."""
+def load_spec(source: str | Path, *, text: str | None = None, variant: str | None = None) -> LoadedSpec:
+    """Load and validate a spec from a file (or from `text`, named `source` in messages);
+    `variant` (else the spec's `variant:`) picks a member of its `variants:`."""
     name = str(source)
     raw = load_yaml_text(text, name) if text is not None else load_yaml_file(source)
     spec = validate_spec(raw, name, set(prelude()))
-    return LoadedSpec(spec, raw, name)
+    chosen = variant if variant is not None else spec.variant
+    try:
+        member = select(spec.variants, chosen)
+    except KeyError as exc:
+        where = None if variant is not None else raw.value_locs.get("variant")
+        prefix = f"{name}: --variant: " if variant is not None else ""
+        raise SpecError([Diagnostic(where, prefix + str(exc.args[0]))]) from None
+    if member.input is not None:
+        spec = spec.model_copy(update={"input": member.input})
+    return LoadedSpec(spec, raw, name, chosen)
 
 
 def build_graph(loaded: LoadedSpec) -> Graph:
     """Expand blocks and run the passes (lint, shapes, counts)."""
-    return run_passes(expand(loaded.spec, loaded.raw, loaded.path))
+    return run_passes(expand(loaded.spec, loaded.raw, loaded.path, loaded.values))

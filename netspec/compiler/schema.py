@@ -16,6 +16,7 @@ from pydantic_core import PydanticCustomError
 from netspec.compiler import registry
 from netspec.compiler.schema_base import _ALLOWED_KEYS, Model, did_you_mean, value_type
 from netspec.compiler.train_schema import TrainConfig
+from netspec.compiler.variants import Variant
 from netspec.compiler.yaml_loader import YDict, YList, locate
 from netspec.errors import Diagnostic, Location, SpecError
 
@@ -234,6 +235,8 @@ class Spec(Model):
     blocks: dict[TypeName, BlockDef] = Field(default_factory=dict)
     layers: Annotated[list[LayerItem], Field(min_length=1, max_length=MAX_LAYERS_PER_LIST)]
     train: Optional[TrainConfig] = None
+    variants: dict[TypeName, Variant] = Field(default_factory=dict, description="model family members (netspec/compiler/variants.py)")
+    variant: Optional[TypeName] = Field(None, description="the variant built unless --variant names another")
 
     @field_validator("input")
     @classmethod

@@ -87,6 +87,8 @@ def resolve(
             cfg = cfg.model_copy(update={"dataset": cfg.dataset.model_copy(update={"path": str(anchored.resolve())})})
     tree = plain(loaded.raw)
     tree["train"] = merged
+    if loaded.variant is not None:  # the run folder's spec.yaml builds the same variant
+        tree["variant"] = loaded.variant
     return loaded, build_graph(loaded), cfg, tree
 
 

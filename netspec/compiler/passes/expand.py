@@ -88,8 +88,9 @@ def _shape_vars(shape: tuple[int, ...]) -> dict[str, int]:
 class Expander:
     """Turns one validated spec into a Graph."""
 
-    def __init__(self, spec: Spec, raw: YDict, filename: str):
+    def __init__(self, spec: Spec, raw: YDict, filename: str, values: dict[str, Any] | None = None):
         self.spec = spec
+        self.values = dict(values or {})  # the variant's names (width_mult, ...) for top-level expressions
         self.raw = raw
         self.filename = filename
         self.blocks = dict(prelude())
@@ -119,7 +120,7 @@ class Expander:
     def run(self) -> Graph:
         self.graph.add(Node(INPUT, INPUT, {}, [], location=self.raw.value_locs.get("input")))
         infer_node(self.graph, self.graph.node(INPUT))
-        env = Env("", INPUT, {}, (), resolve_init(self.spec.init), names={INPUT: INPUT})
+        env = Env("", INPUT, self.values, (), resolve_init(self.spec.init), names={INPUT: INPUT})
         self.graph.output = self.sequence(self.raw["layers"], env)
         return self.graph
 
@@ -372,6 +373,6 @@ def member_names(first: str | None, count: int) -> list[str]:
     return [f"{stem}{start + k}" for k in range(count)]
 
 
-def expand(spec: Spec, raw: YDict, filename: str) -> Graph:
-    """Spec -> Graph of primitive ops with shapes."""
-    return Expander(spec, raw, filename).run()
+def expand(spec: Spec, raw: YDict, filename: str, values: dict[str, Any] | None = None) -> Graph:
+    """Spec -> Graph of primitive ops with shapes; `values` are names for top-level expressions."""
+    return Expander(spec, raw, filename, values).run()

@@ -147,7 +147,7 @@ def test_unknown_key_without_a_close_match_has_no_hint() -> None:
     "layer,needle,hint",
     [
         ("- {op: conv2, out: 8, kernel: 3}", "conv2", "'conv2d'"),
-        ("- relu6", "relu6", "'relu'"),
+        ("- hardswsh", "hardswsh", "'hardswish'"),
         ("- {op: residul, out: 8}", "residul", "'residual'"),
         ("- {op: incepton, c1: 1, c2: [1, 1], c3: [1, 1], c4: 1}", "incepton", "'inception'"),
         ("- {op: paralel, branches: [[], []]}", "paralel", "'parallel'"),

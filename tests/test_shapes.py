@@ -245,20 +245,27 @@ def test_add_needs_equal_shapes() -> None:
     )
     loc, message = one_error(text)
     assert loc == at(text, "{op: add")
-    assert message == "add '2': add needs equal shapes, got 8×8×8 + 4×8×8"
+    assert message == "add '2': add needs shapes that broadcast (per dimension equal, or 1), got 8×8×8 + 4×8×8: dimension 1 is 8 vs 4"
+    with pytest.raises(RuntimeError):  # torch refuses the same shapes
+        torch.zeros(1, 8, 8, 8) + torch.zeros(1, 4, 8, 8)
 
 
-def test_add_does_not_broadcast_even_where_torch_would() -> None:
-    assert (torch.zeros(1, 4, 1, 1) + torch.zeros(1, 4, 8, 8)).shape == (1, 4, 8, 8)
+def test_add_broadcasts_like_torch() -> None:
     text = spec("- {op: global_avgpool, name: g}\n- {op: add, from: [g, input]}\n")
-    assert "add needs equal shapes, got 4×1×1 + 4×8×8" in one_error(text)[1]
+    assert build(text).output_shape == tuple((torch.zeros(1, 4, 1, 1) + torch.zeros(1, 4, 8, 8)).shape[1:])
+
+
+def test_add_of_different_ranks_is_refused() -> None:
+    """torch would align a features vector with the image's width *and* the batch with its channels."""
+    text = spec("- {op: flatten, name: f}\n- {op: linear, out: 8, name: l}\n- {op: add, from: [l, input]}\n")
+    assert "add needs inputs of the same rank, got 8 + 4×8×8" in one_error(text)[1]
 
 
 def test_parallel_add_merge_names_the_branch_shapes() -> None:
     text = spec("- op: parallel\n  merge: add\n  branches: {a: [{op: maxpool, kernel: 2}], b: []}\n")
     loc, message = one_error(text)
     assert loc == at(text, "op: parallel")
-    assert "add needs equal shapes, got 4×4×4 + 4×8×8" in message
+    assert "add needs shapes that broadcast (per dimension equal, or 1), got 4×4×4 + 4×8×8: dimension 2 is 4 vs 8" in message
 
 
 def test_concat_needs_equal_spatial_sizes() -> None:
@@ -279,11 +286,9 @@ def test_concat_of_features_and_images_is_refused() -> None:
     assert "concat needs equal spatial sizes, got 256, 4×8×8" in one_error(text)[1]
 
 
-def test_linear_on_images_says_to_flatten() -> None:
+def test_linear_applies_to_the_last_dimension_like_torch() -> None:
     text = spec("- {op: conv2d, out: 8, kernel: 3}\n- {op: linear, out: 10}\n")
-    loc, message = one_error(text)
-    assert loc == at(text, "{op: linear")
-    assert message == "linear '1': linear expects a features input, got 8×6×6 (add a flatten layer before it)"
+    assert build(text).output_shape == tuple(nn.Linear(6, 10)(torch.zeros(1, 8, 6, 6)).shape[1:])
 
 
 @pytest.mark.parametrize("layer", ["{op: conv2d, out: 2, kernel: 1}", "{op: maxpool, kernel: 1}", "global_avgpool", "{op: adaptive_avgpool, size: 2}"])

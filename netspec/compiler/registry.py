@@ -35,6 +35,27 @@ class FunctionCall:
 
 
 @dataclass(frozen=True)
+class Emit:
+    """For ops that are neither one module nor one function: a recipe that adds fx nodes.
+
+    `build(emitter, inputs)` returns the output node; `emitter` (see codegen/torch_fx.py)
+    offers `call(fn, *args)`, `method(name, *args)`, `module(m, *args)` (placed at the node's
+    path) and `parameter(shape, fill)` (a learned tensor AT the node's path, no suffix, as
+    torchvision's `layer_scale`). Keeps torch out of the registry: builders import it.
+    """
+
+    build: Callable[[Any, list[Any]], Any]
+
+
+@dataclass(frozen=True)
+class Example:
+    """Valid parameters and input shapes of an op, for the conformance test and `netspec ops`."""
+
+    params: dict[str, Any]
+    inputs: tuple[Shape, ...]
+
+
+@dataclass(frozen=True)
 class OpDef:
     """Everything netspec knows about one primitive op."""
 
@@ -50,6 +71,8 @@ class OpDef:
     min_inputs: int = 1
     max_inputs: int = 1
     has_weight: bool = False  # whether `init:` applies to it
+    examples: tuple[Example, ...] = ()  # every built-in op has some: tests/test_op_conformance.py
+    macs_rule: str = ""  # where MACs are not FlopCounterMode/2, the documented rule
 
 
 _OPS: dict[str, OpDef] = {}
@@ -109,3 +132,8 @@ def ops() -> dict[str, OpDef]:
 
 def get(name: str) -> OpDef | None:
     return ops().get(name)
+
+
+def examples(*cases: tuple[dict[str, Any], Any]) -> tuple[Example, ...]:
+    """`examples(({"out": 4}, (3, 8, 8)), ...)`: each case's input is one shape or a list of them."""
+    return tuple(Example(p, tuple(s) if isinstance(s, list) else (s,)) for p, s in cases)

@@ -34,6 +34,15 @@ def _put(root: nn.Module, dotted: str, module: nn.Module) -> None:
     root.add_module(leaf, module)
 
 
+def _param(root: nn.Module, dotted: str, value: torch.Tensor) -> None:
+    *parents, leaf = dotted.split(".")
+    for part in parents:
+        if not hasattr(root, part):
+            root.add_module(part, nn.Module())
+        root = getattr(root, part)
+    root.register_parameter(leaf, nn.Parameter(value))
+
+
 class {cls}(nn.Module):
     def __init__(self) -> None:
         super().__init__()
@@ -83,6 +92,9 @@ def to_source(graph: Graph, title: str = "") -> str:
     for node in module.graph.nodes:
         if node.op == "call_module":
             lines.append(f"        _put(self, {node.target!r}, {_constructor(module.get_submodule(node.target))})\n")
+        elif node.op == "get_attr":  # a parameter op (layer_scale): its shape and fill value
+            shape, fill = node.meta["netspec_fill"]
+            lines.append(f"        _param(self, {node.target!r}, torch.full({shape!r}, {fill!r}))\n")
     forward = module.code.strip("\n")
     forward = forward.replace("def forward(self, x):", "def forward(self, x: torch.Tensor) -> torch.Tensor:", 1)
     lines.append("\n" + textwrap.indent(textwrap.dedent(forward), "    ") + "\n")

@@ -15,7 +15,7 @@ from torch import fx, nn
 
 from netspec.compiler import registry
 from netspec.compiler.graph import INPUT, Graph
-from netspec.compiler.registry import FunctionCall
+from netspec.compiler.registry import Emit, FunctionCall
 
 
 def class_name(name: str) -> str:
@@ -34,6 +34,41 @@ def put_module(root: nn.Module, dotted: str, module: nn.Module) -> None:
             root.add_module(part, nn.Module())
         root = getattr(root, part)
     root.add_module(leaf, module)
+
+
+def put_parameter(root: nn.Module, dotted: str, value: nn.Parameter) -> None:
+    """Register a parameter at a dotted path (e.g. `features.1.0.layer_scale`)."""
+    *parents, leaf = dotted.split(".")
+    for part in parents:
+        if not hasattr(root, part):
+            root.add_module(part, nn.Module())
+        root = getattr(root, part)
+    root.register_parameter(leaf, value)
+
+
+class Emitter:
+    """What an op's `Emit` recipe may add: function and method calls, and a module or a
+    parameter at its node's own path (so state_dict names are the spec's)."""
+
+    def __init__(self, root: nn.Module, code: fx.Graph, path: str):
+        self.root, self.code, self.path = root, code, path
+
+    def call(self, target: Callable[..., Any], *args: Any, **kwargs: Any) -> fx.Node:
+        return self.code.call_function(target, args, kwargs)
+
+    def method(self, name: str, *args: Any, **kwargs: Any) -> fx.Node:
+        return self.code.call_method(name, args, kwargs)
+
+    def module(self, module: nn.Module, *args: Any) -> fx.Node:
+        put_module(self.root, self.path, module)
+        return self.code.call_module(self.path, args)
+
+    def parameter(self, shape: tuple[int, ...], fill: float) -> fx.Node:
+        """A learned tensor filled with `fill`; the fill is kept in the node's meta for `-o model.py`."""
+        put_parameter(self.root, self.path, nn.Parameter(torch.full(shape, float(fill))))
+        node = self.code.get_attr(self.path)
+        node.meta["netspec_fill"] = (tuple(shape), float(fill))
+        return node
 
 
 _WEIGHT_INIT: dict[str, Callable[[torch.Tensor, Any], Any]] = {
@@ -75,7 +110,9 @@ def to_graph_module(graph: Graph) -> fx.GraphModule:
         in_shapes = [graph.node(i).shape for i in node.inputs]
         args = [values[i] for i in node.inputs]
         built = op.torch(node.attrs, in_shapes)
-        if isinstance(built, FunctionCall):
+        if isinstance(built, Emit):
+            values[node.name] = built.build(Emitter(root, code, node.name), args)
+        elif isinstance(built, FunctionCall):
             if built.list_arg:
                 values[node.name] = code.call_function(built.target, (args,), built.kwargs)
             else:

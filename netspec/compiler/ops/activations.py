@@ -4,14 +4,28 @@ from __future__ import annotations
 from typing import Any, Callable
 
 from netspec.compiler.ops.layers import NoParams
-from netspec.compiler.registry import Attrs, OpDef, register
-from netspec.compiler.schema_base import Model, Number
+from netspec.compiler.registry import Attrs, OpDef, examples, register
+from netspec.compiler.schema_base import Model, Number, PosInt
+from netspec.compiler.shapes import Shape, ShapeError
 
 
 class LeakyReluParams(Model):
     """Leaky ReLU with its negative slope."""
 
     negative_slope: Number = 0.01
+
+
+class HardtanhParams(Model):
+    """Clamp to [min_val, max_val]."""
+
+    min_val: Number = -1.0
+    max_val: Number = 1.0
+
+
+class EluParams(Model):
+    """ELU with its alpha."""
+
+    alpha: Number = 1.0
 
 
 def _module(cls_name: str, **fixed: Any) -> Callable[[Attrs, Any], Any]:
@@ -31,17 +45,66 @@ _ACTIVATIONS = {
     "softmax": ("Softmax", NoParams, {"dim": 1}, "softmax over features (or channels); most specs end with logits instead"),
     "leaky_relu": ("LeakyReLU", LeakyReluParams, {}, "max(x, 0) + negative_slope·min(x, 0)"),
     "identity": ("Identity", NoParams, {}, "passes its input through"),
+    "relu6": ("ReLU6", NoParams, {}, "min(max(x, 0), 6) (MobileNetV2)"),
+    "hardtanh": ("Hardtanh", HardtanhParams, {}, "clamp(x, min_val, max_val)"),
+    "hardswish": ("Hardswish", NoParams, {}, "x·relu6(x + 3)/6 (MobileNetV3)"),
+    "hardsigmoid": ("Hardsigmoid", NoParams, {}, "relu6(x + 3)/6 (MobileNetV3's squeeze-excitation gate)"),
+    "silu": ("SiLU", NoParams, {}, "x·sigmoid(x), also called swish (EfficientNet)"),
+    "elu": ("ELU", EluParams, {}, "x if x > 0 else alpha·(exp(x) - 1)"),
 }
+_EXAMPLE_PARAMS: dict[str, dict[str, Any]] = {
+    "leaky_relu": {"negative_slope": 0.2},
+    "hardtanh": {"min_val": -0.5, "max_val": 2},
+    "elu": {"alpha": 0.5},
+}
+
+
+def _same_shape(name: str) -> Callable[[Attrs, list[Shape]], Shape]:
+    def rule(a: Attrs, ins: list[Shape]) -> Shape:
+        if name == "hardtanh" and not a["min_val"] < a["max_val"]:
+            raise ShapeError(f"hardtanh needs min_val < max_val, got {a['min_val']} and {a['max_val']}")
+        return ins[0]
+
+    return rule
 
 for _name, (_cls, _params, _fixed, _doc) in _ACTIVATIONS.items():
     register(
         OpDef(
             name=_name,
             params=_params,
-            shape=lambda a, ins: ins[0],
+            shape=_same_shape(_name),
             torch=_module(_cls, **_fixed),
             family="activation" if _name != "identity" else "reshape",
             label=(lambda n: lambda a: n)(_name),
             doc=f"{_doc} (nn.{_cls}).",
+            examples=examples(({}, (3, 5, 5)), (_EXAMPLE_PARAMS.get(_name, {}), (7,))),
         )
     )
+
+
+class PreluParams(Model):
+    """PReLU: one learned slope, or one per channel."""
+
+    num_parameters: PosInt = 1
+
+
+def _prelu_shape(a: Attrs, ins: list[Shape]) -> Shape:
+    n, c = a["num_parameters"], ins[0][0]
+    if n not in (1, c):
+        raise ShapeError(f"num_parameters must be 1 or the channel count {c}, got {n}")
+    return ins[0]
+
+
+register(
+    OpDef(
+        name="prelu",
+        params=PreluParams,
+        shape=_prelu_shape,
+        torch=lambda a, ins: __import__("torch").nn.PReLU(a["num_parameters"]),
+        family="activation",
+        label=lambda a: "prelu" if a["num_parameters"] == 1 else f"prelu ×{a['num_parameters']}",
+        doc="max(x, 0) + a·min(x, 0) with learned a, one or one per channel (nn.PReLU, a starts at 0.25).",
+        count_params=lambda a, ins, out: a["num_parameters"],
+        examples=examples(({}, (3, 5, 5)), ({"num_parameters": 3}, (3, 5, 5)), ({"num_parameters": 6}, (6,))),
+    )
+)

@@ -8,7 +8,7 @@ from __future__ import annotations
 import math
 from typing import Optional
 
-from netspec.compiler.registry import Attrs, OpDef, register
+from netspec.compiler.registry import Attrs, OpDef, examples, register
 from netspec.compiler.schema_base import (
     Model,
     NonNegIntPair,
@@ -19,7 +19,7 @@ from netspec.compiler.schema_base import (
     Bool,
     ConvPadding,
 )
-from netspec.compiler.shapes import Shape, ShapeError, fmt, pair, require_features, require_image, window_out
+from netspec.compiler.shapes import Shape, ShapeError, fmt, pair, require_image, window_out
 
 
 def _kxk(value: object) -> str:
@@ -36,14 +36,13 @@ class LinearParams(Model):
 
 
 def _linear_shape(a: Attrs, ins: list[Shape]) -> Shape:
-    require_features(ins[0], "linear")
-    return (a["out"],)
+    return (*ins[0][:-1], a["out"])  # as nn.Linear: over the last dimension (features, or C of H×W×C)
 
 
 def _linear_torch(a: Attrs, ins: list[Shape]):
     from torch import nn
 
-    return nn.Linear(ins[0][0], a["out"], bias=a["bias"])
+    return nn.Linear(ins[0][-1], a["out"], bias=a["bias"])
 
 
 register(
@@ -54,10 +53,11 @@ register(
         torch=_linear_torch,
         family="linear",
         label=lambda a: f"linear {a['out']}",
-        doc="Fully connected layer (nn.Linear); the input must be features (flatten images first).",
-        count_params=lambda a, ins, out: ins[0][0] * a["out"] + (a["out"] if a["bias"] else 0),
-        count_macs=lambda a, ins, out: ins[0][0] * a["out"],
+        doc="Fully connected layer (nn.Linear) over the last dimension: features, or the C of H×W×C after a permute.",
+        count_params=lambda a, ins, out: ins[0][-1] * a["out"] + (a["out"] if a["bias"] else 0),
+        count_macs=lambda a, ins, out: math.prod(ins[0]) * a["out"],
         has_weight=True,
+        examples=examples(({"out": 4}, (6,)), ({"out": 3, "bias": False}, (5,)), ({"out": 8}, (3, 3, 5))),
     )
 )
 
@@ -135,6 +135,11 @@ register(
         count_params=lambda a, ins, out: _conv_weights(a, ins) + (a["out"] if a["bias"] else 0),
         count_macs=lambda a, ins, out: _conv_weights(a, ins) * out[1] * out[2],
         has_weight=True,
+        examples=examples(
+            ({"out": 4, "kernel": 3}, (2, 8, 8)),
+            ({"out": 6, "kernel": [3, 1], "stride": 2, "padding": [1, 0], "bias": False}, (3, 9, 7)),
+            ({"out": 4, "kernel": 3, "groups": 4, "padding": "same", "dilation": 2}, (4, 7, 7)),
+        ),
     )
 )
 
@@ -193,6 +198,7 @@ for _name, _cls in (("maxpool", "MaxPool2d"), ("avgpool", "AvgPool2d")):
             family="pool",
             label=_pool_label(_name),
             doc=f"{'Max' if _name == 'maxpool' else 'Average'} pooling (nn.{_cls}): kernel, stride (default: kernel), padding, ceil_mode.",
+            examples=examples(({"kernel": 2}, (3, 8, 8)), ({"kernel": 3, "stride": 2, "padding": 1, "ceil_mode": True}, (2, 9, 9))),
         )
     )
 
@@ -223,6 +229,7 @@ register(
         family="pool",
         label=lambda a: f"adaptive avgpool {_kxk(a['size'])}",
         doc="Adaptive average pooling (nn.AdaptiveAvgPool2d) to `size`.",
+        examples=examples(({"size": 2}, (3, 7, 7)), ({"size": [3, 1]}, (2, 6, 5))),
     )
 )
 
@@ -240,6 +247,7 @@ register(
         family="pool",
         label=lambda a: "global avgpool",
         doc="Global average pooling to C×1×1 (nn.AdaptiveAvgPool2d((1, 1))); follow it with flatten.",
+        examples=examples(({}, (3, 5, 4))),
     )
 )
 
@@ -254,6 +262,7 @@ register(
         family="reshape",
         label=lambda a: "flatten",
         doc="Flatten C×H×W to features (nn.Flatten).",
+        examples=examples(({}, (3, 4, 5)), ({}, (6,))),
     )
 )
 
@@ -273,6 +282,7 @@ register(
         family="regularization",
         label=lambda a: f"dropout {a['p']}",
         doc="Dropout (nn.Dropout) with drop probability p; active only in training.",
+        examples=examples(({}, (3, 4, 4)), ({"p": 0.1}, (6,))),
     )
 )
 
@@ -307,5 +317,6 @@ register(
         label=lambda a: "batchnorm",
         doc="Batch normalisation: nn.BatchNorm1d after features, nn.BatchNorm2d after images.",
         count_params=lambda a, ins, out: 2 * ins[0][0],
+        examples=examples(({}, (3, 4, 4)), ({"eps": 1e-3, "momentum": 0.01}, (6,))),
     )
 )

@@ -497,7 +497,8 @@ def test_unknown_name_in_a_reference_lists_the_known_ones() -> None:
     text = block_with("$m")
     loc, message = one_error(text)
     assert loc == at(text, '"$m"')
-    assert message == "out: unknown name 'm' in 'm' (known: c, in_channels, in_height, in_width, n, s) (in block 'b' called at line 9)"
+    assert message == ("out: unknown name 'm' in 'm' (known: block_in_channels, block_in_height, block_in_width, c, in_channels, in_height, in_width, n, s)"
+                       " (in block 'b' called at line 9)")
 
 
 def test_unknown_name_in_when_is_located() -> None:

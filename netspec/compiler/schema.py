@@ -10,7 +10,7 @@ from __future__ import annotations
 import keyword
 from typing import Annotated, Any, Literal, Optional, Union
 
-from pydantic import AfterValidator, BeforeValidator, Discriminator, Field, PlainValidator, Tag, ValidationError, WithJsonSchema, create_model, field_validator
+from pydantic import AfterValidator, BeforeValidator, Discriminator, Field, PlainValidator, StrictBool, Tag, ValidationError, WithJsonSchema, create_model, field_validator
 from pydantic_core import PydanticCustomError
 
 from netspec.compiler import registry
@@ -173,6 +173,7 @@ class SequentialLayer(LayerMeta):
 
     op: Literal["sequential"]
     layers: Annotated[list["LayerItem"], Field(min_length=1, max_length=MAX_LAYERS_PER_LIST)]
+    compact: StrictBool = Field(False, description="layers skipped by `when:` take no name and no position")
 
 
 class ParallelLayer(LayerMeta):
@@ -223,6 +224,8 @@ class BlockDef(Model):
     description: str = ""
     params: dict[TypeName, Param] = Field(default_factory=dict)
     layers: Annotated[list[LayerItem], Field(min_length=1, max_length=MAX_LAYERS_PER_LIST)]
+    compact: StrictBool = Field(False, description="layers skipped by `when:` take no name and no position")
+    examples: list[dict[str, Any]] = Field(default_factory=list, description="calls for `netspec ops` and the tests: {input, args, before, from}")
 
 
 class Spec(Model):

@@ -30,7 +30,7 @@ register(
         label=lambda a: "layer norm",
         doc="Layer normalisation over the last dimension (nn.LayerNorm): features, or the C of H×W×C.",
         count_params=lambda a, ins, out: 2 * ins[0][-1] if a["elementwise_affine"] else 0,
-        examples=examples(({}, (6,)), ({"eps": 1e-6}, (3, 3, 5)), ({"elementwise_affine": False}, (4, 5))),
+        examples=examples(({}, (6,)), ({"eps": 1e-6}, (3, 3, 5)), ({"elementwise_affine": False}, (4,))),
     )
 )
 

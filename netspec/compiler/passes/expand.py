@@ -2,7 +2,9 @@
 
 Walks the layer lists in order. Each item's `$refs` are substituted from its block's
 parameters (and the shape of its input: `in_channels`, `in_height`, `in_width`,
-`in_features`), its `when:` decides whether it is kept, it is validated against its op's
+`in_features`; inside a block also the block's input: `block_in_channels`, ...), its
+`when:` decides whether it is kept (in a `compact` list a skipped layer leaves no name and
+no position, as torchvision's conditional `layers.append`), it is validated against its op's
 schema, and then it is either added as a node (shape inferred at once, since later blocks
 may depend on it) or expanded as a group, a parallel or a block call. Sizes are bounded.
 """
@@ -61,6 +63,7 @@ class Env:
     stack: tuple[str, ...] = ()
     report_at: Location | None = None  # inside a built-in block: report errors at its call
     names: dict[str, str] = field(default_factory=dict)
+    compact: bool = False  # skipped layers take no name and no position
 
     def path(self, local: str) -> str:
         return f"{self.prefix}.{local}" if self.prefix else local
@@ -135,6 +138,8 @@ class Expander:
                 continue
             inputs = self.inputs(item, env, current, where)
             if item.get("when") is not None and not self.condition(item, env, inputs[0], where):
+                if env.compact:
+                    continue
                 # a skipped layer passes its input through under its name, and keeps its
                 # position, so the names of the layers after it do not depend on `when`
                 env.names[self.claim(item.get("name") or str(index), env, where)] = inputs[0]
@@ -242,7 +247,8 @@ class Expander:
         """Add one (validated) layer at `path`; return its output node."""
         if model.op == "sequential":
             self.graph.scopes[path] = Scope(path, "sequential", where, is_block=False)
-            inner = replace(env, prefix=path, input=inputs[0], scopes=env.scopes + (path,), names={INPUT: inputs[0]})
+            inner = replace(env, prefix=path, input=inputs[0], scopes=env.scopes + (path,), names={INPUT: inputs[0]},
+                            compact=item.get("compact") is True)
             inner.init = resolve_init(model.init) if model.init else env.init
             return self.sequence(item["layers"], inner)
         if model.op == "parallel":
@@ -274,7 +280,8 @@ class Expander:
         init = resolve_init(model.init) if model.init else env.init
         for name, branch in branches:
             prefix = f"{path}.{name}"
-            inner = replace(env, prefix=prefix, input=inputs[0], scopes=env.scopes + (path,), names={INPUT: inputs[0]}, init=init)
+            inner = replace(env, prefix=prefix, input=inputs[0], scopes=env.scopes + (path,), names={INPUT: inputs[0]}, init=init,
+                            compact=False)
             outputs.append(self.sequence(branch, inner) if branch else inputs[0])
         merge = Node(f"{path}.{model.merge}", model.merge, {}, outputs, env.scopes + (path,), env.report_at or where)
         return self.add_node(merge, env).name
@@ -288,20 +295,23 @@ class Expander:
             raise self.fail(env, where, f"block {model.op!r} calls itself ({chain})")
         if len(env.stack) >= MAX_BLOCK_DEPTH:
             raise self.fail(env, where, f"blocks nested more than {MAX_BLOCK_DEPTH} deep")
-        if len(inputs) != 1:
-            raise self.fail(env, where, f"block {model.op!r} takes one input, got {len(inputs)}")
         args = {k: v for k, v in item.items() if k not in META_KEYS}
         values = self.bind(block, args, item, env, where)
         self.graph.scopes[path] = Scope(path, model.op, where, values, is_block=True)
+        # the block's own input shape, visible to every layer of its body (not only the first)
+        block_vars = {f"block_{k}": v for k, v in _shape_vars(self.shape(inputs[0])).items()}
+        # a block called with `from: [a, b, ...]` sees them as `input`, `input_2`, ...
+        names = {INPUT: inputs[0], **{f"input_{k + 1}": name for k, name in enumerate(inputs) if k}}
         inner = Env(
             prefix=path,
             input=inputs[0],
-            values=values,
+            values=dict(block_vars, **values),
             scopes=env.scopes + (path,),
             init=resolve_init(model.init) if model.init else env.init,
             stack=env.stack + (model.op,),
             report_at=env.report_at or (where if block.builtin else None),
-            names={INPUT: inputs[0]},
+            names=names,
+            compact=block.definition.compact,
         )
         if block.builtin:
             return self.sequence(block.raw["layers"], inner)  # errors are already reported at the call

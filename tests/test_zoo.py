@@ -44,7 +44,12 @@ TORCHVISION_PARAMS = {
     "resnet18_imagenet": 11_689_512,
     "resnet50_imagenet": 25_557_032,
     "densenet121_imagenet": 7_978_856,
+    "mobilenet_v2_imagenet": 3_504_872,
+    "mobilenet_v3_large_imagenet": 5_483_032,
+    "efficientnet_b0_imagenet": 5_288_548,
+    "regnet_y_400mf_imagenet": 4_344_144,
     "shufflenet_v2_x1_0_imagenet": 2_278_604,
+    "convnext_tiny_imagenet": 28_589_128,
 }
 
 # The book's hyper-parameters: (batch_size, lr, epochs, resize) from D2L's code.

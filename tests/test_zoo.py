@@ -28,7 +28,7 @@ import netspec
 from netspec.compiler.graph import INPUT, Graph
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from twins import TWINS, copy_state, layer_signature, stateful_in_call_order  # noqa: E402  (tests/ is not a package)
+from twins import TWINS, copy_state, layer_signature, loose_parameters, stateful_in_call_order  # noqa: E402  (tests/ is not a package)
 
 ROOT = Path(__file__).resolve().parents[1]
 SPECS_DIR = ROOT / "specs"
@@ -217,6 +217,7 @@ def test_module_has_the_twins_structure(path: Path) -> None:
     ours = [layer_signature(m) for m in stateful_in_call_order(model, x)]
     theirs = [layer_signature(m) for m in stateful_in_call_order(twin, x)]
     assert ours == theirs
+    assert [p.shape for p in loose_parameters(model)] == [p.shape for p in loose_parameters(twin)]
 
 
 @pytest.mark.parametrize("path", IMAGENET_FILES, ids=_id)

@@ -264,8 +264,9 @@ def test_one_backward_pass_gives_finite_gradients(path: Path) -> None:
     train = netspec.load(path).spec.train
     if train is not None and train.loss == "mse":
         loss = nn.functional.mse_loss(out, torch.zeros_like(out))
-    else:
-        loss = nn.functional.cross_entropy(out, torch.arange(BATCH) % out.shape[1])
+    else:  # a class per example, or per pixel for a segmentation network (N×C×H×W scores)
+        target = torch.arange(BATCH) % out.shape[1]
+        loss = nn.functional.cross_entropy(out, target.view(BATCH, *[1] * (out.dim() - 2)).expand(BATCH, *out.shape[2:]))
     loss.backward()
     for name, p in model.named_parameters():
         assert p.grad is not None, f"{name} has no gradient"

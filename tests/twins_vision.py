@@ -685,6 +685,61 @@ class ConvNeXt(nn.Module):
         return self.classifier(self.avgpool(self.features(x)))
 
 
+# ============================================================ U-Net (Ronneberger et al. 2015; names as milesial's Pytorch-UNet)
+class DoubleConv(nn.Module):
+    def __init__(self, in_channels: int, out_channels: int) -> None:
+        super().__init__()
+        self.double_conv = nn.Sequential(
+            nn.Conv2d(in_channels, out_channels, kernel_size=3, padding=1, bias=False),
+            nn.BatchNorm2d(out_channels),
+            nn.ReLU(inplace=True),
+            nn.Conv2d(out_channels, out_channels, kernel_size=3, padding=1, bias=False),
+            nn.BatchNorm2d(out_channels),
+            nn.ReLU(inplace=True),
+        )
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.double_conv(x)
+
+
+class Down(nn.Module):
+    def __init__(self, in_channels: int, out_channels: int) -> None:
+        super().__init__()
+        self.maxpool_conv = nn.Sequential(nn.MaxPool2d(2), DoubleConv(in_channels, out_channels))
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.maxpool_conv(x)
+
+
+class Up(nn.Module):
+    def __init__(self, in_channels: int, out_channels: int) -> None:
+        super().__init__()
+        self.up = nn.ConvTranspose2d(in_channels, in_channels // 2, kernel_size=2, stride=2)
+        self.conv = DoubleConv(in_channels, out_channels)
+
+    def forward(self, x1: Tensor, x2: Tensor) -> Tensor:
+        return self.conv(torch.cat([x2, self.up(x1)], dim=1))
+
+
+class UNet(nn.Module):
+    """A two-level U-Net for 1×28×28 images and 11 per-pixel classes (specs/unet.yaml)."""
+
+    def __init__(self, n_channels: int = 1, n_classes: int = 11, width: int = 32) -> None:
+        super().__init__()
+        self.inc = DoubleConv(n_channels, width)
+        self.down1 = Down(width, 2 * width)
+        self.down2 = Down(2 * width, 4 * width)
+        self.up1 = Up(4 * width, 2 * width)
+        self.up2 = Up(2 * width, width)
+        self.outc = nn.Conv2d(width, n_classes, kernel_size=1)
+
+    def forward(self, x: Tensor) -> Tensor:
+        x1 = self.inc(x)
+        x2 = self.down1(x1)
+        x3 = self.down2(x2)
+        return self.outc(self.up2(self.up1(x3, x2), x1))
+
+
 # ============================================================ spec name -> twin
 VISION_TWINS: dict[str, Callable[[], nn.Module]] = {
     "densenet": d2l_densenet,
@@ -695,6 +750,7 @@ VISION_TWINS: dict[str, Callable[[], nn.Module]] = {
     "regnet_y_400mf_imagenet": RegNet,
     "shufflenet_v2_x1_0_imagenet": ShuffleNetV2,
     "convnext_tiny_imagenet": ConvNeXt,
+    "unet": UNet,
 }
 
 # torchvision's published parameter counts (each model's weights meta "num_params"); the d2l

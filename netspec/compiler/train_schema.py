@@ -17,7 +17,7 @@ from pydantic import BeforeValidator, ConfigDict, Field, ValidationError, model_
 from netspec.compiler.schema_base import Model
 from netspec.errors import Diagnostic, SpecError
 
-DATASETS = ("fashion_mnist", "mnist", "csv", "synthetic_regression")
+DATASETS = ("fashion_mnist", "mnist", "csv", "synthetic_regression", "fashion_mnist_segmentation")  # the last: runtime/segmentation.py
 MAX_RATE = 1e6  # lr, weight_decay, grad_clip: anything above is a typo, and overflows float32 state
 OPTIMIZERS = ("sgd", "adam", "adamw")
 SCHEDULES = ("constant", "step", "cosine", "onecycle")
@@ -194,7 +194,9 @@ class TrainConfig(_Train):
 
     @property
     def task(self) -> str:
-        """classification or regression (synthetic_regression is always regression)."""
+        """classification, regression (synthetic_regression always) or segmentation (per-pixel classes)."""
+        if self.dataset.name == "fashion_mnist_segmentation":
+            return "segmentation"
         return "regression" if self.dataset.name == "synthetic_regression" else self.dataset.task
 
 

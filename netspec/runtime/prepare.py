@@ -111,6 +111,10 @@ def _load(cfg: TrainConfig, data_dir: str | os.PathLike[str] | None, spec_dir: P
             path = spec_dir / path
         return D.load_csv(path, ds.target or "", task=ds.task, seed=cfg.seed)
     check_data_dir(data_dir)
+    if ds.name == "fashion_mnist_segmentation":  # per-pixel masks from the images
+        from netspec.runtime import segmentation
+
+        return segmentation.load(data_dir)
     return D.load_dataset(ds.name, data_dir)
 
 
@@ -166,7 +170,7 @@ def prepare_data(
     """
     cfg = cfg or TrainConfig()
     splits = _load(cfg, data_dir, Path(spec_dir) if spec_dir is not None else None)
-    if cfg.loss == "cross_entropy" and splits.task != "classification":
+    if cfg.loss == "cross_entropy" and splits.task not in ("classification", "segmentation"):
         raise DataError(f"{splits.name} is a regression dataset; use loss: mse")
     if input_shape is None:
         stored = tuple(splits.train_x.shape[1:])

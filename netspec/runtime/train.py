@@ -96,6 +96,10 @@ def resolve(
 # ------------------------------------------------------------------ the public entry
 def _check_output(graph: Graph, data: Prepared, cfg: TrainConfig) -> None:
     out = tuple(graph.output_shape)
+    if data.task == "segmentation":
+        from netspec.runtime import segmentation
+
+        return segmentation.check_output(out, tuple(data.train_y.shape[1:]))
     if data.task == "classification":
         if out != (data.num_classes,):
             raise TrainingError(f"the network outputs {'×'.join(map(str, out))} values per example but {data.name} has {data.num_classes} class{'es' * (data.num_classes != 1)}")
@@ -175,7 +179,7 @@ def precheck(
     check_batch_split(cfg, world_size)
     if options.out is not None:
         check_out_folder(Path(options.out))
-    if cfg.dataset.name in ("fashion_mnist", "mnist"):
+    if cfg.dataset.name in ("fashion_mnist", "mnist", "fashion_mnist_segmentation"):
         check_data_dir(options.data_dir)
 
 
@@ -220,8 +224,15 @@ def _train(loaded: LoadedSpec, graph: Graph, cfg: TrainConfig, tree: dict[str, A
             print(f"resume with: netspec train --resume {run_dir}", file=sys.stderr, flush=True)
         raise
     summary = _summary(graph, cfg, trainer, history, time.perf_counter() - wall, run_dir)
+    if data.task == "segmentation" and ctx.is_main:  # pixel accuracy, mean IoU, and a picture (runtime/segmentation.py)
+        from netspec.runtime import segmentation
+
+        summary.update(segmentation.evaluate(trainer.model, trainer.data, setup.device))
     if run_dir is not None and ctx.is_main:
         write_results(run_dir, trainer.model, graph, cfg, history, summary, options)
+        if data.task == "segmentation":
+            with writing(run_dir / segmentation.PICTURE):
+                segmentation.draw(trainer.model, trainer.data, setup.device, run_dir / segmentation.PICTURE)
     dist.barrier(ctx)
     return TrainResult(trainer.model, history, summary, run_dir, cfg)
 
@@ -281,4 +292,8 @@ def evaluate_spec(
     if setup.channels_last and data.is_image:
         model = model.to(memory_format=torch.channels_last)
     result = evaluate(model, data, cfg, setup, split)
+    if data.task == "segmentation" and split == "test":
+        from netspec.runtime import segmentation
+
+        result.update(segmentation.evaluate(model, data, setup.device))
     return {"spec": graph.name, "weights": str(weights), "split": split, **result, "device": setup.describe()}

@@ -209,7 +209,7 @@ def _register_commands() -> None:
     """Commands that live with their subsystem; each imports torch only when run."""
     import importlib
 
-    for module_name in ("train", "draw", "attack"):
+    for module_name in ("train", "draw", "attack", "ops"):
         try:
             module = importlib.import_module(f"netspec.commands.{module_name}")
         except ModuleNotFoundError as exc:

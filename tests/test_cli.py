@@ -152,7 +152,7 @@ def test_check_github_format(runner: CliRunner, specs: Path) -> None:
     result = runner.invoke(main, ["check", "--format", "github", str(bad), str(specs / "lenet.yaml")])
     assert result.exit_code == 2
     line, col = where(BROKEN, "sigmod")
-    assert f"::error file={bad},line={line},col={col}::unknown op 'sigmod' (did you mean 'sigmoid'?)" in result.stdout.splitlines()
+    assert f"::error file={bad},line={line},col={col}::unknown op 'sigmod' (did you mean 'sigmoid'?); `netspec ops` lists the ops and blocks" in result.stdout.splitlines()
     annotations = [ln for ln in result.stdout.splitlines() if ln.startswith("::error")]
     assert len(annotations) == 3  # missing kernel, unknown key kernal, unknown op sigmod
     assert all(re.match(r"^::error file=[^,]+,line=\d+,col=\d+::.+$", ln) for ln in annotations)
@@ -169,7 +169,7 @@ def test_check_json_format(runner: CliRunner, specs: Path) -> None:
     broken = report["broken.yaml"]
     assert broken["ok"] is False
     line, col = where(BROKEN, "sigmod")
-    assert {"message": "unknown op 'sigmod' (did you mean 'sigmoid'?)", "line": line, "col": col} in broken["errors"]
+    assert {"message": "unknown op 'sigmod' (did you mean 'sigmoid'?); `netspec ops` lists the ops and blocks", "line": line, "col": col} in broken["errors"]
 
 
 def test_check_missing_path_is_one_line_exit_2(runner: CliRunner, tmp_path: Path) -> None:

@@ -78,7 +78,7 @@ def test_every_error_of_a_file_is_reported_at_once_in_order() -> None:
     expected = [
         (at(MANY_ERRORS, "{op: conv2d"), "layers[0]: missing required key 'kernel'"),  # it is misspelled
         (at(MANY_ERRORS, "kernal"), "unknown key 'kernal' (did you mean 'kernel'?)"),
-        (at(MANY_ERRORS, "sigmod"), "unknown op 'sigmod' (did you mean 'sigmoid'?)"),
+        (at(MANY_ERRORS, "sigmod"), "unknown op 'sigmod' (did you mean 'sigmoid'?); `netspec ops` lists the ops and blocks"),
         (at(MANY_ERRORS, "-3"), "expected a positive integer (at most 1,000,000), got -3"),
         (at(MANY_ERRORS, "1.5"), "expected a number in [0, 1), got 1.5"),
         (at(MANY_ERRORS, "{op: maxpool}"), "missing required key 'kernel'"),
@@ -182,8 +182,8 @@ def test_unknown_op_in_a_block_body_and_a_branch_are_found_too() -> None:
         """
     )
     found = errors(text)
-    assert (at(text, "convv2d"), "unknown op 'convv2d' (did you mean 'conv2d'?)") in found
-    assert (at(text, "rleu"), "unknown op 'rleu' (did you mean 'relu'?)") in found
+    assert (at(text, "convv2d"), "unknown op 'convv2d' (did you mean 'conv2d'?); `netspec ops` lists the ops and blocks") in found
+    assert (at(text, "rleu"), "unknown op 'rleu' (did you mean 'relu'?); `netspec ops` lists the ops and blocks") in found
 
 
 def test_missing_required_keys_are_reported_at_the_mapping() -> None:

@@ -333,9 +333,9 @@ def test_chunk_split_and_shuffle_are_torchs() -> None:
 def test_stochastic_depth_has_torchvisions_semantics() -> None:
     """Identity in eval; in training each row (or the whole batch) is zeroed with probability p
     and the rest divided by 1 - p, as torchvision's (whose noise comes from another generator)."""
-    p, rows = 0.3, 4000
-    x = torch.rand(rows, 2, 1, 1) + 1
+    p = 0.3
     for mode in ("row", "batch"):
+        x = torch.rand(4000 if mode == "row" else 8, 2, 1, 1) + 1
         net = compiled([{"op": "stochastic_depth", "p": p, "mode": mode}], (2, 1, 1))
         assert torch.equal(net.eval()(x), x) and torch.equal(stochastic_depth(x, p, mode, training=False), x)
         net.train()
@@ -349,7 +349,7 @@ def test_stochastic_depth_has_torchvisions_semantics() -> None:
                 assert torch.allclose(o[~dropped], x[~dropped] / (1 - p))
                 if mode == "batch":
                     assert dropped.all() or not dropped.any()
-            assert abs(1 - kept.mean().item() - p) < 0.05  # 4000 rows or 400 batches: within ~3 standard deviations
+            assert abs(1 - kept.mean().item() - p) < 0.05  # 4000 rows or 400 batches: within ~2 standard deviations (seeded)
 
 
 @pytest.mark.parametrize("h,k,s,p,op,d", [(5, 3, 2, 1, 1, 1), (4, 2, 2, 0, 0, 1), (3, 3, 1, 0, 0, 2), (7, 4, 3, 2, 2, 1)])

@@ -72,7 +72,6 @@ class OpDef:
     max_inputs: int = 1
     has_weight: bool = False  # whether `init:` applies to it
     examples: tuple[Example, ...] = ()  # every built-in op has some: tests/test_op_conformance.py
-    macs_rule: str = ""  # where MACs are not FlopCounterMode/2, the documented rule
 
 
 _OPS: dict[str, OpDef] = {}

@@ -64,6 +64,7 @@ MAX_LAYERS_PER_LIST = 10_000
 INIT_SCHEMES = ("default", "normal", "uniform", "xavier_uniform", "xavier_normal", "kaiming_uniform", "kaiming_normal", "zeros")
 STRUCTURAL_OPS = ("sequential", "parallel")
 META_KEYS = ("op", "name", "from", "repeat", "init", "when", "members")
+UNKNOWN_OP_HINT = "; `netspec ops` lists the ops and blocks"
 
 
 class InitSpec(Model):
@@ -323,7 +324,7 @@ def unknown_op_diagnostics(raw: Any, known_blocks: set[str], filename: str) -> l
             op = item if isinstance(item, str) else item.get("op") if isinstance(item, dict) else None
             if isinstance(op, str) and op not in candidates:
                 where = locate(raw, item_path + (("op",) if isinstance(item, dict) else ()))
-                out.append(Diagnostic(where, f"unknown op {op!r}{did_you_mean(op, candidates)}"))
+                out.append(Diagnostic(where, f"unknown op {op!r}{did_you_mean(op, candidates)}{UNKNOWN_OP_HINT}"))
     return out
 
 

@@ -123,15 +123,29 @@ def _shuffle_shape(a: Attrs, ins: list[Shape]) -> Shape:
     return ins[0]
 
 
+def _shuffle_torch(a: Attrs, ins: list[Shape]) -> Emit:
+    """unflatten, transpose, flatten: torchvision's view/transpose/view without the batch size
+    (nn.ChannelShuffle computes the same but does not export to ONNX)."""
+    import torch
+
+    g = a["groups"]
+
+    def build(e, xs):
+        x = e.call(torch.unflatten, xs[0], 1, (g, ins[0][0] // g))
+        return e.call(torch.flatten, e.call(torch.transpose, x, 1, 2), 1, 2)
+
+    return Emit(build)
+
+
 register(
     OpDef(
         name="channel_shuffle",
         params=ChannelShuffleParams,
         shape=_shuffle_shape,
-        torch=lambda a, ins: __import__("torch").nn.ChannelShuffle(a["groups"]),
+        torch=_shuffle_torch,
         family="reshape",
         label=lambda a: f"shuffle ×{a['groups']}",
-        doc="ShuffleNet's channel shuffle (nn.ChannelShuffle): C = groups·k channels reordered as k×groups.",
+        doc="ShuffleNet's channel shuffle: C = groups·k channels reordered as k×groups (torchvision's channel_shuffle).",
         examples=examples(({"groups": 2}, (6, 3, 3)), ({"groups": 3}, (6, 2, 2))),
     )
 )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from netspec.compiler.registry import Attrs, Emit, OpDef, examples, register
 from netspec.compiler.schema_base import Bool, Model, PosFloat, PosInt
-from netspec.compiler.shapes import Shape, ShapeError, fmt, require_image
+from netspec.compiler.shapes import Shape, ShapeError, require_image
 
 
 class LayerNormParams(Model):
@@ -79,8 +79,6 @@ class GroupNormParams(Model):
 
 
 def _group_norm_shape(a: Attrs, ins: list[Shape]) -> Shape:
-    if len(ins[0]) < 2:
-        raise ShapeError(f"group_norm expects channels×..., got {fmt(ins[0])}")
     if ins[0][0] % a["groups"]:
         raise ShapeError(f"groups={a['groups']} must divide the {ins[0][0]} input channels")
     return ins[0]
@@ -96,6 +94,6 @@ register(
         label=lambda a: f"group norm /{a['groups']}",
         doc="Group normalisation (nn.GroupNorm): channels in `groups` groups, each normalised over its channels and pixels.",
         count_params=lambda a, ins, out: 2 * ins[0][0] if a["affine"] else 0,
-        examples=examples(({"groups": 2}, (4, 3, 3)), ({"groups": 3, "eps": 1e-6, "affine": False}, (6, 2, 2))),
+        examples=examples(({"groups": 2}, (4, 3, 3)), ({"groups": 3, "eps": 1e-6, "affine": False}, (6, 2, 2)), ({"groups": 2}, (6,))),
     )
 )

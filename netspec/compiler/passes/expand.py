@@ -23,6 +23,7 @@ from netspec.compiler.graph import INPUT, Graph, Node, Scope
 from netspec.compiler.passes.shapes import infer_node
 from netspec.compiler.schema import (
     META_KEYS,
+    UNKNOWN_OP_HINT,
     BlockDef,
     InitSpec,
     ParamDecl,
@@ -289,7 +290,7 @@ class Expander:
     def call_block(self, model: Any, item: YDict, env: Env, inputs: list[str], path: str, where: Location | None) -> str:
         block = self.blocks.get(model.op)
         if block is None:  # schema validation reports unknown ops; this is a safety net
-            raise self.fail(env, where, f"unknown op {model.op!r}{did_you_mean(model.op, self.blocks)}")
+            raise self.fail(env, where, f"unknown op {model.op!r}{did_you_mean(model.op, self.blocks)}{UNKNOWN_OP_HINT}")
         if model.op in env.stack:
             chain = " -> ".join(env.stack + (model.op,))
             raise self.fail(env, where, f"block {model.op!r} calls itself ({chain})")

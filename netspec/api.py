@@ -53,9 +53,10 @@ def check(paths: Iterable[str | Path] | str | Path, *, variant: str | None = Non
     results: dict[Path, list[Diagnostic] | Graph] = {}
     for path in spec_files(paths):
         try:
-            results[path] = graph = build_graph(path, variant=variant)
+            loaded = load(path, variant=variant)
+            results[path] = build_graph(loaded)
             if variant is None:
-                _check_variants(path, graph)
+                _check_variants(loaded)
         except SpecError as exc:
             results[path] = exc.diagnostics
         except NetspecError as exc:
@@ -63,14 +64,15 @@ def check(paths: Iterable[str | Path] | str | Path, *, variant: str | None = Non
     return results
 
 
-def _check_variants(path: Path, graph: Graph) -> None:
-    loaded = load(path)
+def _check_variants(loaded: LoadedSpec) -> None:
+    from netspec.compiler.pipeline import with_variant
+
     problems: list[Diagnostic] = []
     for name in loaded.spec.variants:
         if name == loaded.variant:
             continue
         try:
-            build_graph(path, variant=name)
+            build_graph(with_variant(loaded, name))
         except SpecError as exc:
             problems += [Diagnostic(d.location, f"variant {name!r}: {d.message}") for d in exc.diagnostics]
     if problems:

@@ -35,6 +35,12 @@ def load_spec(source: str | Path, *, text: str | None = None, variant: str | Non
     name = str(source)
     raw = load_yaml_text(text, name) if text is not None else load_yaml_file(source)
     spec = validate_spec(raw, name, set(prelude()))
+    return with_variant(LoadedSpec(spec, raw, name), variant)
+
+
+def with_variant(loaded: LoadedSpec, variant: str | None) -> LoadedSpec:
+    """The same spec as `variant` (else its own `variant:`), without reading it again."""
+    spec, raw, name = loaded.spec, loaded.raw, loaded.path
     chosen = variant if variant is not None else spec.variant
     try:
         member = select(spec.variants, chosen)

@@ -4,7 +4,8 @@ hand-written twins with torchvision's structure (tests/twins_vision.py).
 The twin loads the compiled module's state_dict (strict), so both do the same arithmetic;
 they run in one process with one thread, interleaved round by round (the order alternates),
 timed in CPU seconds (busy machines steal wall time, not CPU time); the figure is the ratio
-of the medians (target: at most 1.02). Batch 32; the input side defaults to 224 and may be
+of the medians (target: at most 1.02), and beside it the median of each round's own ratio,
+which a slow drift of the machine's speed disturbs less. Batch 32; the input side defaults to 224 and may be
 lowered on a slow machine (--size 64): the networks end in global pooling, so any size
 works and the overhead being measured does not depend on it.
 
@@ -39,7 +40,7 @@ def step_time(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, steps: i
     return (time.process_time() - start) / steps
 
 
-def compare(spec: str, batch: int, size: int, rounds: int, steps: int) -> tuple[float, float]:
+def compare(spec: str, batch: int, size: int, rounds: int, steps: int) -> tuple[float, float, float]:
     graph = netspec.build_graph(ROOT / "specs" / "imagenet" / f"{spec}.yaml")
     compiled = netspec.compile(graph, seed=0).train()
     twin = VISION_TWINS[graph.name]().train()
@@ -53,7 +54,8 @@ def compare(spec: str, batch: int, size: int, rounds: int, steps: int) -> tuple[
     for r in range(rounds):
         for model in (compiled, twin) if r % 2 == 0 else (twin, compiled):
             (ours if model is compiled else theirs).append(step_time(model, x, y, steps))
-    return statistics.median(ours), statistics.median(theirs)
+    paired = statistics.median(a / b for a, b in zip(ours, theirs))  # each round's pair ran back to back
+    return statistics.median(ours), statistics.median(theirs), paired
 
 
 def main() -> None:
@@ -67,10 +69,10 @@ def main() -> None:
     torch.set_num_threads(1)
     print(f"forward+backward, batch {args.batch}, 3×{args.size}×{args.size}, CPU time, 1 thread, "
           f"{args.rounds} interleaved rounds × {args.steps} steps, torch {torch.__version__}")
-    print(f"{'spec':<18}{'netspec ms':>12}{'twin ms':>10}{'ratio':>8}")
+    print(f"{'spec':<18}{'netspec ms':>12}{'twin ms':>10}{'ratio':>8}{'paired':>8}")
     for spec in args.specs:
-        ours, theirs = compare(spec, args.batch, args.size, args.rounds, args.steps)
-        print(f"{spec:<18}{ours * 1e3:>12.1f}{theirs * 1e3:>10.1f}{ours / theirs:>8.3f}", flush=True)
+        ours, theirs, paired = compare(spec, args.batch, args.size, args.rounds, args.steps)
+        print(f"{spec:<18}{ours * 1e3:>12.1f}{theirs * 1e3:>10.1f}{ours / theirs:>8.3f}{paired:>8.3f}", flush=True)
 
 
 if __name__ == "__main__":

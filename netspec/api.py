@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable, Mapping, Union
 
 from netspec.compiler.graph import Graph
-from netspec.compiler.pipeline import LoadedSpec, build_graph as _build_graph, load_spec
+from netspec.compiler.pipeline import LoadedSpec, build_graph as _build_graph, load_spec, with_variant
 from netspec.errors import Diagnostic, NetspecError, SpecError
 
 if TYPE_CHECKING:
@@ -25,28 +25,30 @@ def _is_text(spec: Any) -> bool:
     return isinstance(spec, str) and "\n" in spec
 
 
-def load(spec: str | Path | Mapping[str, Any] | LoadedSpec, *, text: str | None = None) -> LoadedSpec:
+def load(spec: str | Path | Mapping[str, Any] | LoadedSpec, *, text: str | None = None, variant: str | None = None) -> LoadedSpec:
     """Load and validate a spec: a path, YAML text, or a dict (raises `SpecError` listing every problem).
 
     `load("specs/lenet.yaml")`, `load("name: t\ninput: [4]\nlayers: [relu]\n")`,
-    `load({"name": "t", "input": [4], "layers": ["relu"]})`; `text=` names the text `spec`.
+    `load({"name": "t", "input": [4], "layers": ["relu"]})`; `text=` names the text `spec`; `variant` picks a member of its
+    `variants:` (default: the spec's `variant:`, else the spec as written).
     """
     if isinstance(spec, LoadedSpec):
-        return spec
+        return spec if variant is None else with_variant(spec, variant)
     if isinstance(spec, Mapping):
         import yaml
 
-        return load_spec("<dict>", text=yaml.safe_dump(dict(spec), sort_keys=False))
+        return load_spec("<dict>", text=yaml.safe_dump(dict(spec), sort_keys=False), variant=variant)
     if text is None and _is_text(spec):
-        return load_spec("<text>", text=spec)  # type: ignore[arg-type]
-    return load_spec(spec, text=text)  # type: ignore[arg-type]
+        return load_spec("<text>", text=spec, variant=variant)  # type: ignore[arg-type]
+    return load_spec(spec, text=text, variant=variant)  # type: ignore[arg-type]
 
 
-def build_graph(spec: SpecLike) -> Graph:
-    """The shaped, counted graph IR of a spec (path, YAML text, dict, LoadedSpec or Graph)."""
+def build_graph(spec: SpecLike, *, variant: str | None = None) -> Graph:
+    """The shaped, counted graph IR of a spec (path, YAML text, dict, LoadedSpec or Graph),
+    of its `variant` where one is named."""
     if isinstance(spec, Graph):
         return spec
-    return _build_graph(load(spec))
+    return _build_graph(load(spec, variant=variant))
 
 
 def spec_files(paths: Iterable[str | Path]) -> list[Path]:
@@ -60,13 +62,17 @@ def spec_files(paths: Iterable[str | Path]) -> list[Path]:
     return found
 
 
-def check(paths: Iterable[str | Path] | str | Path | Mapping[str, Any]) -> dict[Path, list[Diagnostic] | Graph]:
+def check(paths: Iterable[str | Path] | str | Path | Mapping[str, Any], *, variant: str | None = None) -> dict[Path, list[Diagnostic] | Graph]:
     """Check files and folders (or one spec as YAML text or a dict, named `<text>`/`<dict>`);
-    each maps to its graph or its diagnostics. Never raises for a bad spec."""
+    each maps to its graph or its diagnostics. Never raises for a bad spec.
+
+    Without `variant`, every variant a spec declares is built too (a family member whose
+    shapes do not work is an error of the file); with it, only that one.
+    """
     if isinstance(paths, Mapping) or _is_text(paths):
         name = Path("<dict>" if isinstance(paths, Mapping) else "<text>")
         try:
-            return {name: build_graph(paths)}  # type: ignore[arg-type]
+            return {name: build_graph(paths, variant=variant)}  # type: ignore[arg-type]
         except SpecError as exc:
             return {name: exc.diagnostics}
     if isinstance(paths, (str, Path)):
@@ -74,7 +80,10 @@ def check(paths: Iterable[str | Path] | str | Path | Mapping[str, Any]) -> dict[
     results: dict[Path, list[Diagnostic] | Graph] = {}
     for path in spec_files(paths):
         try:
-            results[path] = build_graph(path)
+            loaded = load(path, variant=variant)
+            results[path] = build_graph(loaded)
+            if variant is None:
+                _check_variants(loaded)
         except SpecError as exc:
             results[path] = exc.diagnostics
         except NetspecError as exc:
@@ -82,13 +91,28 @@ def check(paths: Iterable[str | Path] | str | Path | Mapping[str, Any]) -> dict[
     return results
 
 
-def compile(spec: SpecLike, *, seed: int | None = None) -> "fx.GraphModule":
+def _check_variants(loaded: LoadedSpec) -> None:
+
+
+    problems: list[Diagnostic] = []
+    for name in loaded.spec.variants:
+        if name == loaded.variant:
+            continue
+        try:
+            build_graph(with_variant(loaded, name))
+        except SpecError as exc:
+            problems += [Diagnostic(d.location, f"variant {name!r}: {d.message}") for d in exc.diagnostics]
+    if problems:
+        raise SpecError(problems)
+
+
+def compile(spec: SpecLike, *, seed: int | None = None, variant: str | None = None) -> "fx.GraphModule":
     """A `torch.nn.Module` (a torch.fx GraphModule) for the spec, freshly initialised."""
     import torch
 
     from netspec.compiler.codegen.torch_fx import to_graph_module
 
-    graph = build_graph(spec)
+    graph = build_graph(spec, variant=variant)
     if torch.empty(0).device.type != "meta":  # a model on the meta device allocates nothing
         from netspec.compiler.budget import require_weights_fit
 

@@ -14,6 +14,7 @@ from typing import Any
 
 import click
 
+from netspec.commands.variants import print_variants, variant_option
 from netspec.errors import Diagnostic, Location, NetspecError, SpecError
 
 
@@ -93,9 +94,11 @@ def _size(what: str):  # type: ignore[no-untyped-def]
 @click.option("--optimizer", type=click.Choice(["sgd", "momentum", "adam", "adamw"]), default=None, help="Optimizer state for --max-memory (default sgd).")
 @click.option("--count", "unit", type=click.Choice(["macs", "flops"]), default="macs", show_default=True, help="What --max-macs counts.")
 @click.option("--policy", type=click.Choice(["core", "all"]), default="core", show_default=True, help="core: conv/linear only; all: every op's work (docs/counting.md).")
+@variant_option
 def check(paths: tuple[Path, ...], fmt: str, quiet: bool, max_params: int | None, max_macs: int | None, max_memory: int | None,
-          batch: int | None, optimizer: str | None, unit: str, policy: str) -> None:
-    """Validate specs (files or folders, recursively) without running them.
+          batch: int | None, optimizer: str | None, unit: str, policy: str, variant: str | None) -> None:
+    """Validate specs (files or folders, recursively) without running them; every variant
+    a spec declares is checked too (only NAME with --variant).
 
     Budgets come from the options or a spec's `budget:` section (options win). Exit code 0
     when every spec is valid and within budget, 1 when a valid spec crosses a budget, 2 when
@@ -106,7 +109,7 @@ def check(paths: tuple[Path, ...], fmt: str, quiet: bool, max_params: int | None
     from netspec.compiler.budget import Limits, problems
     from netspec.compiler.graph import Graph
 
-    results = check_paths(paths)  # a missing path is reported like any invalid spec
+    results = check_paths(paths, variant=variant)  # a missing path is reported like any invalid spec
     if not results:
         if fmt == "json":
             click.echo("[]")
@@ -167,13 +170,18 @@ def check(paths: tuple[Path, ...], fmt: str, quiet: bool, max_params: int | None
 @click.option("--count", "unit", type=click.Choice(["macs", "flops"]), default="macs", show_default=True, help="Count MACs or FLOPs (2 per MAC).")
 @click.option("--policy", type=click.Choice(["core", "all"]), default="core", show_default=True,
               help="core: conv/linear work only; all: also bias, norm, pooling, activations (docs/counting.md).")
+@variant_option
+@click.option("--variants", "all_variants", is_flag=True, help="Print params and MACs of every variant instead.")
 def compile_(spec: Path, output: Path | None, depth: int | None, as_json: bool, memory: bool, batch: int, optimizer: str,
-             amp: str | None, unit: str, policy: str) -> None:
+             amp: str | None, unit: str, policy: str, variant: str | None, all_variants: bool) -> None:
     """Show the layer table of SPEC (shapes, parameters, MACs); with -o, write code."""
     from netspec.api import build_graph, summary
     from netspec.commands.plan import memory_lines, with_counts
 
-    graph = build_graph(spec)
+    if all_variants:
+        print_variants(spec)
+        return
+    graph = build_graph(spec, variant=variant)
     if output is not None:
         _write_output(graph, output)
     if as_json:

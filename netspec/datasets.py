@@ -40,7 +40,7 @@ class Dataset:
     name: str
     doc: str
     loader: str  # "module:function", called as function(ds, seed=, data_dir=, spec_dir=, download=) -> Splits
-    task: str  # "classification", "regression", or "task" (the spec's `task:` field says)
+    task: str  # "classification", "regression", "segmentation", or "task" (the spec's `task:` field says)
     example_shape: tuple[int, ...] | None = None  # one example's shape as stored; None: from the data
     classes: tuple[str, ...] | None = None  # None: regression, or read from the data
     required: tuple[str, ...] = ()  # fields of `train.dataset` this one must have
@@ -68,6 +68,25 @@ _IDX_NAMES = {
 }
 
 _LOADERS = "netspec.runtime.data.loaders"
+_FASHION_MNIST_FILES = IdxFiles(
+    files=_IDX_NAMES,
+    md5={  # published by Zalando Research
+        "train-images-idx3-ubyte.gz": "8d4fb7e6c68d591d4c3dfef9ec88bf0d",
+        "train-labels-idx1-ubyte.gz": "25c81989df183df01b3e8a0aad5dffbe",
+        "t10k-images-idx3-ubyte.gz": "bef4ecab320f06d8554ea6380940ec79",
+        "t10k-labels-idx1-ubyte.gz": "bb300cfdad3c16e7a12a480ee83cd310",
+    },
+    sha256={  # of the decompressed bytes of the files with the published MD5s
+        "train-images-idx3-ubyte.gz": "c59f468a2f672dc815687fe0f83887768d799fd8a3f3276145d20f83aa44d888",
+        "train-labels-idx1-ubyte.gz": "bad3541b69d912435c50bb6ba87bec294ff4f6a2e1246121d8633921760443d9",
+        "t10k-images-idx3-ubyte.gz": "5b4141f0afbad91edebe8549f8fcffe087ea10ca49f1dbef5c9a5cd8815ce37b",
+        "t10k-labels-idx1-ubyte.gz": "0402a96d92fd2663957122ceb108a494c5af83dab82d92729df917d7dec38c34",
+    },
+    mirror="http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",
+    subdirs=("fashion_mnist", "fashion-mnist"),
+    system_dirs=("/usr/share/datasets/fashion-mnist",),  # Debian's dataset-fashion-mnist
+)
+
 
 DATASETS: dict[str, Dataset] = {
     d.name: d
@@ -79,24 +98,16 @@ DATASETS: dict[str, Dataset] = {
             task="classification",
             example_shape=(1, 28, 28),
             classes=("t-shirt", "trouser", "pullover", "dress", "coat", "sandal", "shirt", "sneaker", "bag", "ankle boot"),
-            idx=IdxFiles(
-                files=_IDX_NAMES,
-                md5={  # published by Zalando Research
-                    "train-images-idx3-ubyte.gz": "8d4fb7e6c68d591d4c3dfef9ec88bf0d",
-                    "train-labels-idx1-ubyte.gz": "25c81989df183df01b3e8a0aad5dffbe",
-                    "t10k-images-idx3-ubyte.gz": "bef4ecab320f06d8554ea6380940ec79",
-                    "t10k-labels-idx1-ubyte.gz": "bb300cfdad3c16e7a12a480ee83cd310",
-                },
-                sha256={  # of the decompressed bytes of the files with the published MD5s
-                    "train-images-idx3-ubyte.gz": "c59f468a2f672dc815687fe0f83887768d799fd8a3f3276145d20f83aa44d888",
-                    "train-labels-idx1-ubyte.gz": "bad3541b69d912435c50bb6ba87bec294ff4f6a2e1246121d8633921760443d9",
-                    "t10k-images-idx3-ubyte.gz": "5b4141f0afbad91edebe8549f8fcffe087ea10ca49f1dbef5c9a5cd8815ce37b",
-                    "t10k-labels-idx1-ubyte.gz": "0402a96d92fd2663957122ceb108a494c5af83dab82d92729df917d7dec38c34",
-                },
-                mirror="http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",
-                subdirs=("fashion_mnist", "fashion-mnist"),
-                system_dirs=("/usr/share/datasets/fashion-mnist",),  # Debian's dataset-fashion-mnist
-            ),
+            idx=_FASHION_MNIST_FILES,
+        ),
+        Dataset(
+            name="fashion_mnist_segmentation",
+            doc="Fashion-MNIST as per-pixel masks: each pixel above 32/255 is its image's class + 1, the rest background (0)",
+            loader="netspec.runtime.segmentation:load_split",
+            task="segmentation",
+            example_shape=(1, 28, 28),
+            classes=("background", "t-shirt", "trouser", "pullover", "dress", "coat", "sandal", "shirt", "sneaker", "bag", "ankle boot"),
+            idx=_FASHION_MNIST_FILES,
         ),
         Dataset(
             name="mnist",

@@ -5,9 +5,14 @@ import yaml
 from netspec.files import atomic_write
 
 ORDER = ["linear_regression", "linear_regression_closed_form", "softmax_regression", "mlp", "mlp_dropout",
-         "lenet", "lenet_bn", "alexnet", "vgg11", "vgg11_small", "nin", "googlenet", "resnet18",
-         "imagenet/alexnet", "imagenet/vgg16", "imagenet/googlenet", "imagenet/resnet18", "imagenet/resnet50"]
-DEPTH = {"googlenet": 1, "resnet18": 1, "imagenet/googlenet": 1, "imagenet/resnet18": 1, "imagenet/resnet50": 1}
+         "lenet", "lenet_bn", "alexnet", "vgg11", "vgg11_small", "nin", "googlenet", "resnet18", "densenet",
+         "imagenet/alexnet", "imagenet/vgg16", "imagenet/googlenet", "imagenet/resnet18", "imagenet/resnet50",
+         "imagenet/densenet121", "imagenet/mobilenet_v2", "imagenet/mobilenet_v3_large", "imagenet/efficientnet_b0",
+         "imagenet/regnet_y_400mf", "imagenet/shufflenet_v2_x1_0", "imagenet/convnext_tiny", "unet"]
+DEPTH = {"googlenet": 1, "resnet18": 1, "densenet": 1, "imagenet/googlenet": 1, "imagenet/resnet18": 1, "imagenet/resnet50": 1,
+         "imagenet/densenet121": 1, "imagenet/mobilenet_v2": 1, "imagenet/mobilenet_v3_large": 1, "imagenet/efficientnet_b0": 1,
+         "imagenet/regnet_y_400mf": 1, "imagenet/shufflenet_v2_x1_0": 1, "imagenet/convnext_tiny": 1}
+SEGMENTATION = {"unet"}
 EXTRA = {"resnet18": [("resnet18_full", None, "Fully expanded (no `--depth`), the two identical residual blocks of b2 drawn once, marked ×2:")]}
 
 specs = {str(p.relative_to("specs"))[:-5]: p for p in Path("specs").rglob("*.yaml")}
@@ -18,7 +23,7 @@ def draw(key, out, depth):
     subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
     return " ".join(cmd)
 
-sections = {"fashion": [], "imagenet": []}
+sections = {"fashion": [], "imagenet": [], "segmentation": []}
 for key in keys:
     raw = yaml.safe_load(specs[key].read_text())
     desc = " ".join((raw.get("description") or "").split())
@@ -28,7 +33,8 @@ for key in keys:
     for out, depth, text in EXTRA.get(key, []):
         cmd = draw(key, out, depth)
         part += [text, "", "```sh", cmd, "```", "", f"![{raw['name']}, fully expanded](img/{out}.svg)", ""]
-    sections["imagenet" if key.startswith("imagenet/") else "fashion"].append("\n".join(part))
+    section = "imagenet" if key.startswith("imagenet/") else "segmentation" if key in SEGMENTATION else "fashion"
+    sections[section].append("\n".join(part))
 
 head = textwrap.dedent("""\
     # Diagrams of the model zoo
@@ -53,5 +59,7 @@ head = textwrap.dedent("""\
 text = head + "\n## Fashion-MNIST networks (Dive into Deep Learning)\n\n" + "\n".join(sections["fashion"])
 if sections["imagenet"]:
     text += "\n## ImageNet networks (torchvision's definitions)\n\n" + "\n".join(sections["imagenet"])
+if sections["segmentation"]:
+    text += "\n## Segmentation (per-pixel classes of Fashion-MNIST)\n\n" + "\n".join(sections["segmentation"])
 atomic_write(Path("docs/diagrams.md"), (text.rstrip() + "\n").encode())
 print("\n".join(sorted(str(p) for p in Path("docs/img").rglob("*.svg"))))

@@ -28,7 +28,7 @@ import netspec
 from netspec.compiler.graph import INPUT, Graph
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from twins import TWINS, copy_state, layer_signature, stateful_in_call_order  # noqa: E402  (tests/ is not a package)
+from twins import TWINS, copy_state, layer_signature, loose_parameters, stateful_in_call_order  # noqa: E402  (tests/ is not a package)
 
 ROOT = Path(__file__).resolve().parents[1]
 SPECS_DIR = ROOT / "specs"
@@ -43,6 +43,13 @@ TORCHVISION_PARAMS = {
     "googlenet_imagenet": 6_624_904,
     "resnet18_imagenet": 11_689_512,
     "resnet50_imagenet": 25_557_032,
+    "densenet121_imagenet": 7_978_856,
+    "mobilenet_v2_imagenet": 3_504_872,
+    "mobilenet_v3_large_imagenet": 5_483_032,
+    "efficientnet_b0_imagenet": 5_288_548,
+    "regnet_y_400mf_imagenet": 4_344_144,
+    "shufflenet_v2_x1_0_imagenet": 2_278_604,
+    "convnext_tiny_imagenet": 28_589_128,
 }
 
 # The book's hyper-parameters: (batch_size, lr, epochs, resize) from D2L's code.
@@ -60,6 +67,7 @@ D2L_TRAIN = {
     "nin": (128, 0.1, 10, 224),
     "googlenet": (128, 0.1, 10, 96),
     "resnet18": (256, 0.05, 10, 96),
+    "densenet": (256, 0.1, 10, 96),
 }
 
 # Above these, a network is only run on the meta device.
@@ -141,7 +149,13 @@ def _operands(node: fx.Node, target: Any, claimed: set[fx.Node]) -> list[Any]:
 
 
 def fx_nodes_of(graph: Graph, module: fx.GraphModule) -> dict[str, fx.Node]:
-    """Which fx node computes each IR node: modules by their dotted name, merges by their operands."""
+    """Which fx node computes each IR node: as the code generator recorded it (ops emitted as
+    several calls, e.g. channel_shuffle, end in one), else modules by their dotted name and
+    merges by their operands."""
+    recorded = module.meta.get("netspec_outputs")
+    if recorded is not None:
+        by_name = {n.name: n for n in module.graph.nodes}
+        return {node.name: by_name[recorded[node.name]] for node in graph.nodes()}
     by_target = {n.target: n for n in module.graph.nodes if n.op == "call_module"}
     functions = [n for n in module.graph.nodes if n.op == "call_function"]
     placeholders = [n for n in module.graph.nodes if n.op == "placeholder"]
@@ -203,6 +217,7 @@ def test_module_has_the_twins_structure(path: Path) -> None:
     ours = [layer_signature(m) for m in stateful_in_call_order(model, x)]
     theirs = [layer_signature(m) for m in stateful_in_call_order(twin, x)]
     assert ours == theirs
+    assert [p.shape for p in loose_parameters(model)] == [p.shape for p in loose_parameters(twin)]
 
 
 @pytest.mark.parametrize("path", IMAGENET_FILES, ids=_id)
@@ -249,8 +264,9 @@ def test_one_backward_pass_gives_finite_gradients(path: Path) -> None:
     train = netspec.load(path).spec.train
     if train is not None and train.loss == "mse":
         loss = nn.functional.mse_loss(out, torch.zeros_like(out))
-    else:
-        loss = nn.functional.cross_entropy(out, torch.arange(BATCH) % out.shape[1])
+    else:  # a class per example, or per pixel for a segmentation network (N×C×H×W scores)
+        target = torch.arange(BATCH) % out.shape[1]
+        loss = nn.functional.cross_entropy(out, target.view(BATCH, *[1] * (out.dim() - 2)).expand(BATCH, *out.shape[2:]))
     loss.backward()
     for name, p in model.named_parameters():
         assert p.grad is not None, f"{name} has no gradient"
@@ -263,8 +279,9 @@ def test_weights_are_initialised_as_the_book_does(path: Path) -> None:
     """normal(0, 0.01) for the chapters before CNNs, xavier_uniform from LeNet on (D2L's train_ch6)."""
     spec = netspec.load(path).spec
     book = spec.init
-    if book.weight not in ("normal", "xavier_uniform"):
-        pytest.skip(f"init {book.weight!r}: nothing to compare against")
+    weight = book if isinstance(book, str) else book.weight  # a str: the (unvalidated) default, "default"
+    if weight not in ("normal", "xavier_uniform"):
+        pytest.skip(f"init {weight!r}: nothing to compare against")
     model = compiled(graph_of(path), torch.device("cpu"), seed=0)
     for name, layer in model.named_modules():
         if not isinstance(layer, (nn.Linear, nn.Conv2d)) or layer.weight.numel() < 100:

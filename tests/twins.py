@@ -16,6 +16,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from twins_vision import VISION_TWINS  # tests/ is on sys.path (not a package)
+
 
 # ============================================================ D2L, Fashion-MNIST (1 channel, 10 classes)
 def linear_regression() -> nn.Module:
@@ -529,12 +531,31 @@ TWINS: dict[str, Callable[[], nn.Module]] = {
     "resnet18_imagenet": resnet18_imagenet,
     "resnet50_imagenet": resnet50_imagenet,
 }
+TWINS.update(VISION_TWINS)  # today's vision networks: tests/twins_vision.py
 
 
 # --------------------------------------------------------------------------- pairing with netspec's modules
+_CONTAINERS = (nn.Module, nn.Sequential, nn.ModuleList, nn.ModuleDict)
+
+
+def _torch_class(m: nn.Module) -> type | None:
+    """The torch.nn layer class a module is (LayerNorm for torchvision's LayerNorm2d), or None
+    for containers and a model's own classes."""
+    return next((c for c in type(m).__mro__ if c.__module__.startswith("torch.nn") and c not in _CONTAINERS and issubclass(c, nn.Module)), None)
+
+
+def _is_layer(m: nn.Module) -> bool:
+    return _torch_class(m) is not None
+
+
+def loose_parameters(module: nn.Module) -> list[nn.Parameter]:
+    """Parameters a container or a model class holds itself (ConvNeXt's layer_scale), in order."""
+    return [p for m in module.modules() if not _is_layer(m) for p in m.parameters(recurse=False)]
+
+
 def stateful_in_call_order(module: nn.Module, x: torch.Tensor) -> list[nn.Module]:
-    """The modules that own parameters or buffers, in the order a forward pass first calls them."""
-    owners = [m for m in module.modules() if any(True for _ in m.parameters(recurse=False)) or any(True for _ in m.buffers(recurse=False))]
+    """The layers that own parameters or buffers, in the order a forward pass first calls them."""
+    owners = [m for m in module.modules() if _is_layer(m) and (any(True for _ in m.parameters(recurse=False)) or any(True for _ in m.buffers(recurse=False)))]
     order: list[nn.Module] = []
 
     def hook(m: nn.Module, args: Any, out: Any) -> None:
@@ -555,7 +576,8 @@ def stateful_in_call_order(module: nn.Module, x: torch.Tensor) -> list[nn.Module
 
 
 def layer_signature(module: nn.Module) -> tuple[str, list[tuple[str, tuple[int, ...]]]]:
-    return type(module).__name__, [(k, tuple(v.shape)) for k, v in module.state_dict().items()]
+    cls = _torch_class(module) or type(module)
+    return cls.__name__, [(k, tuple(v.shape)) for k, v in module.state_dict().items()]
 
 
 def copy_state(source: nn.Module, target: nn.Module, x: torch.Tensor) -> None:
@@ -564,3 +586,6 @@ def copy_state(source: nn.Module, target: nn.Module, x: torch.Tensor) -> None:
     for a, b in pairs:
         assert layer_signature(a) == layer_signature(b)
         b.load_state_dict(a.state_dict())
+    with torch.no_grad():
+        for p, q in zip(loose_parameters(source), loose_parameters(target), strict=True):
+            q.copy_(p)

@@ -15,6 +15,8 @@ from typing import Any
 
 import click
 
+from netspec.commands.variants import variant_option
+
 from netspec.errors import DataError, Diagnostic, NetspecError, SpecError
 
 RUN_FILES = ("model.safetensors", "checkpoint.pt")  # what `netspec train` leaves in a run folder
@@ -115,9 +117,10 @@ def _print_table(result: Any, spec_name: str, seconds: float) -> None:
 @click.option("--samples", type=click.IntRange(min=1, max=32), default=8, show_default=True,
               help="Examples shown in attack.png (attacked at the largest ε).")
 @click.option("--seed", type=click.IntRange(0, 2**63 - 1), default=0, show_default=True, help="Seed of PGD's random start.")
+@variant_option
 def attack(spec: Path, weights: Path | None, eps_values: tuple[str, ...], method: str | None, steps: int | None,
            alpha: float | None, random_start: bool, limit: int | None, batch_size: int, device: str,
-           data_dir: Path | None, out: Path | None, samples: int, seed: int) -> None:
+           data_dir: Path | None, out: Path | None, samples: int, seed: int, variant: str | None) -> None:
     """Attack SPEC's trained classifier with FGSM or PGD on its test set.
 
     Prints clean and adversarial accuracy per ε and writes attack.json, attack.png and
@@ -148,7 +151,7 @@ def attack(spec: Path, weights: Path | None, eps_values: tuple[str, ...], method
     from netspec.runtime.prepare import prepare_data
     from netspec.runtime.run_dir import check_writable, writing
 
-    loaded = load(spec)
+    loaded = load(spec, variant=variant)
     graph = build_graph(loaded)
     cfg = _check_classifier(loaded, graph)
     torch_device = pick_device(device)

@@ -5,6 +5,8 @@ from pathlib import Path
 
 import click
 
+from netspec.commands.variants import variant_option
+
 
 @click.command("draw")
 @click.argument("spec", type=click.Path(path_type=Path))
@@ -27,8 +29,9 @@ import click
                    "Default: 1000.")
 @click.option("--timeout", type=click.FloatRange(min=0, min_open=True), metavar="SECONDS",
               help="Stop Graphviz after this long. Default: 120.")
+@variant_option
 def draw(spec: Path, output: Path | None, depth: int | None, rankdir: str, no_shapes: bool,
-         title: str | None, no_fold: bool, max_boxes: int | None, timeout: float | None) -> None:
+         title: str | None, no_fold: bool, max_boxes: int | None, timeout: float | None, variant: str | None) -> None:
     """Draw SPEC's network: every op with its parameters, every edge with its tensor shape.
 
     Blocks and named groups are boxed clusters titled with their kind and parameter count;
@@ -41,8 +44,9 @@ def draw(spec: Path, output: Path | None, depth: int | None, rankdir: str, no_sh
     from netspec.api import build_graph
     from netspec.compiler.draw import DOT_TIMEOUT_S, MAX_BOXES, render
 
-    graph = build_graph(spec)
-    target = output if output is not None else Path(spec.stem).with_suffix(".svg")
+    graph = build_graph(spec, variant=variant)
+    stem = spec.stem if variant is None else f"{spec.stem}_{variant}"
+    target = output if output is not None else Path(stem).with_suffix(".svg")
     written = render(graph, target, depth=depth, rankdir=rankdir.upper(), shapes=not no_shapes, title=title,
                      fold_repeats=not no_fold,
                      max_boxes=MAX_BOXES if max_boxes is None else max_boxes,

@@ -16,6 +16,7 @@ from typing import Any
 
 import click
 
+from netspec.commands.variants import load_variant, variant_option
 from netspec.compiler.train_schema import override_names, parse_value
 
 _PREFIX = "override_"
@@ -103,6 +104,7 @@ def resolve_run_folder(spec: Path, weights: Path | None, option: str) -> tuple[P
 @click.option("--nproc-per-node", type=click.IntRange(min=1, max=MAX_NPROC), default=1, show_default=True,
               help="Data-parallel processes on this machine (re-launches through torchrun).")
 @click.option("-q", "--quiet", is_flag=True, help="No progress output; print only the summary.")
+@variant_option
 @click.pass_context
 def train(ctx: click.Context, spec: Path | None, **params: Any) -> None:
     """Train SPEC on its dataset; writes a run folder with metrics, curves and weights.
@@ -118,6 +120,9 @@ def train(ctx: click.Context, spec: Path | None, **params: Any) -> None:
 
     overrides = _collect_overrides(params)
     nproc = params.pop("nproc_per_node")
+    variant = params.pop("variant")
+    if variant is not None and params["resume"] is not None:
+        raise click.UsageError("--resume builds the variant its run folder recorded; leave out --variant")
     if spec is None and params["resume"] is None:
         raise click.UsageError("give a SPEC to train, or --resume RUN_DIR")
     if spec is not None and params["resume"] is not None:
@@ -137,12 +142,12 @@ def train(ctx: click.Context, spec: Path | None, **params: Any) -> None:
         from netspec.runtime.distributed import relaunch
         from netspec.runtime.train import precheck
 
-        precheck(spec, overrides, options, nproc)  # errors once, here, not once per process after the launch
+        precheck(load_variant(spec, variant), overrides, options, nproc)  # errors once, here, not once per process after the launch
         sys.exit(relaunch(nproc, ["train", *_without_nproc(ctx.meta.get("netspec.args", []))]))
     from netspec.runtime.run_dir import RunInterrupted
 
     try:
-        result = run_train(spec, overrides, options)
+        result = run_train(load_variant(spec, variant), overrides, options)
     except RunInterrupted as stop:
         if stop.resumable and int(os.environ.get("RANK", 0)) == 0:
             click.echo(f"resume with: netspec train --resume {stop.folder}", err=True)
@@ -198,7 +203,8 @@ def _print_regression(result: Any) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @_override_options
 @_device_options
-def eval_(spec: Path, weights: Path | None, split: str, as_json: bool, **params: Any) -> None:
+@variant_option
+def eval_(spec: Path, weights: Path | None, split: str, as_json: bool, variant: str | None, **params: Any) -> None:
     """Print the test loss and accuracy of SPEC with trained weights.
 
     \b
@@ -213,7 +219,7 @@ def eval_(spec: Path, weights: Path | None, split: str, as_json: bool, **params:
     options = RunOptions(
         device=params["device"], amp=params["amp"], channels_last=params["channels_last"], data_dir=params["data_dir"], threads=params["threads"]
     )
-    result = evaluate_spec(spec, weights, overrides, options, split=split)
+    result = evaluate_spec(load_variant(spec, variant), weights, overrides, options, split=split)
     if as_json:
         click.echo(json.dumps(result, indent=2))
         return

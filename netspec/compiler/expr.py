@@ -3,13 +3,15 @@
 Block bodies may use `$name` (a parameter) or `${expr}` (an expression over parameters),
 and `when: expr` to keep a layer only when a condition holds. Expressions are parsed with
 `ast` and interpreted by walking a whitelist of node types: no `eval`, no attribute
-access, no calls, no `**`, and every number is bounded, so a spec cannot run code or
-build huge values.
+access, no `**`, calls only of a few pure number functions (`FUNCTIONS`: torchvision's
+`divisible` rounding of widths, ceil, round, min, max, ...), and every number is bounded,
+so a spec cannot run code or build huge values.
 """
 from __future__ import annotations
 
 import ast
 import functools
+import math
 import operator
 from typing import Any
 
@@ -116,6 +118,14 @@ def _eval(node: ast.AST, env: dict[str, Any], text: str) -> Any:
             return container[index]
         except (TypeError, IndexError, KeyError):
             raise ExprError(f"cannot index {container!r} with {index!r} in {text!r}") from None
+    if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in FUNCTIONS and not node.keywords:
+        args = [_eval(a, env, text) for a in node.args]
+        if not all(isinstance(a, (int, float)) and not isinstance(a, bool) for a in args):
+            raise ExprError(f"{node.func.id}() takes numbers, got {', '.join(map(repr, args))} in {text!r}")
+        try:
+            return _checked(FUNCTIONS[node.func.id](*args), text)
+        except (TypeError, ValueError, OverflowError) as exc:
+            raise ExprError(f"cannot evaluate {text!r}: {exc}") from None
     if isinstance(node, (ast.List, ast.Tuple)):
         if len(node.elts) > 64:
             raise ExprError(f"list too long in {text!r}")
@@ -123,7 +133,32 @@ def _eval(node: ast.AST, env: dict[str, Any], text: str) -> Any:
     raise ExprError(f"{_describe(node)} not supported in {text!r} ({_SUPPORTED})")
 
 
-_SUPPORTED = "expressions take numbers, strings, lists, + - * / // %, comparisons, and/or/not, if-else, indexing"
+def divisible(value: float, divisor: int = 8, min_value: int | None = None) -> int:
+    """torchvision's `_make_divisible`: the nearest multiple of `divisor` (at least `min_value`,
+    default `divisor`), one step up when that would lose more than 10%. Width multipliers use it."""
+    if divisor < 1 or int(divisor) != divisor:
+        raise ValueError("divisible(): the divisor must be a positive integer")
+    divisor = int(divisor)
+    low = divisor if min_value is None else int(min_value)
+    rounded = max(low, int(value + divisor / 2) // divisor * divisor)
+    return rounded + divisor if rounded < 0.9 * value else rounded
+
+
+# The only functions an expression may call: pure, of numbers, bounded by `_checked`.
+FUNCTIONS: dict[str, Any] = {
+    "divisible": divisible,
+    "ceil": lambda x: int(math.ceil(x)),
+    "floor": lambda x: int(math.floor(x)),
+    "round": lambda x: int(round(x)),
+    "int": int,
+    "min": min,
+    "max": max,
+}
+
+_SUPPORTED = (
+    "expressions take numbers, strings, lists, + - * / // %, comparisons, and/or/not, if-else, indexing"
+    f" and the functions {', '.join(FUNCTIONS)}"
+)
 _OPERATORS = {ast.Pow: "**", ast.LShift: "<<", ast.RShift: ">>", ast.BitAnd: "&", ast.BitOr: "|", ast.BitXor: "^", ast.MatMult: "@"}
 _KINDS = {
     ast.Attribute: "attribute access is", ast.Call: "calls are", ast.Lambda: "lambdas are", ast.Dict: "dicts are",

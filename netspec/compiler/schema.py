@@ -21,6 +21,7 @@ from netspec.compiler.messages import message as netspec_message
 from netspec.compiler.schema_base import IDENT, Model, did_you_mean, value_type
 from netspec.compiler.budget import BudgetSpec
 from netspec.compiler.train_schema import TrainConfig
+from netspec.compiler.variants import Variant
 from netspec.compiler.yaml_loader import YDict, YList, locate
 from netspec.errors import Diagnostic, Location, SpecError
 
@@ -65,7 +66,7 @@ TypeName = Annotated[str, Field(pattern=IDENT, max_length=100), AfterValidator(_
 MAX_LAYERS_PER_LIST = 10_000
 INIT_SCHEMES = ("default", "normal", "uniform", "xavier_uniform", "xavier_normal", "kaiming_uniform", "kaiming_normal", "zeros")
 STRUCTURAL_OPS = ("sequential", "parallel")
-META_KEYS = ("op", "name", "from", "repeat", "init", "when")
+META_KEYS = ("op", "name", "from", "repeat", "init", "when", "members")
 UNKNOWN_OP_HINT = "; `netspec ops` lists the ops and blocks"
 
 
@@ -129,6 +130,11 @@ LayerRefs = Annotated[
 ]
 
 
+# The first member name of a named repeat; its trailing number counts up. May hold '-' (as
+# torchvision's RegNet names `block2-0`): members are reached by getattr, never written as code.
+Members = Annotated[str, Field(pattern=r"^[A-Za-z][A-Za-z0-9_-]*?[0-9]+$", max_length=100), AfterValidator(_usable_name)]
+
+
 class LayerMeta(Model):
     """Keys every layer may have besides its op's parameters."""
 
@@ -137,6 +143,7 @@ class LayerMeta(Model):
     repeat: Repeat = Field(1, description="repeat this layer n times in sequence")
     init: Optional[Init] = Field(None, description="weight initialisation (conv/linear)")
     when: Optional[Union[bool, str]] = Field(None, description="blocks only: keep this layer only if the expression holds")
+    members: Optional[Members] = Field(None, description="with a name: the first member's name (denselayer1, block2-0); its number counts up")
 
 
 class BlockCall(LayerMeta):
@@ -342,6 +349,9 @@ class Spec(Model):
     layers: Annotated[list[LayerItem], Field(min_length=1, max_length=MAX_LAYERS_PER_LIST)]
     train: Optional[TrainConfig] = None
     budget: Optional[BudgetSpec] = Field(None, description="size limits `netspec check` enforces (docs/spec.md#budgets)")
+    variants: dict[TypeName, Variant] = Field(default_factory=dict, description="model family members (netspec/compiler/variants.py)")
+    variant: Optional[TypeName] = Field(None, description="the variant built unless --variant names another")
+
 
     @property
     def input_shape(self) -> tuple[int, ...]:

@@ -75,6 +75,10 @@ def build_scheduler(optimizer: torch.optim.Optimizer, cfg: TrainConfig, steps_pe
 
 def loss_function(cfg: TrainConfig, num_classes: int) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
     """Mean loss over the batch. MSE on class labels compares with one-hot targets."""
+    if cfg.task == "segmentation":
+        from netspec.runtime import segmentation
+
+        return segmentation.loss
     if cfg.loss == "cross_entropy":
         return F.cross_entropy
     if cfg.task == "classification":

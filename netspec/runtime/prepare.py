@@ -151,7 +151,7 @@ def prepare_data(
     """
     cfg = cfg or TrainConfig()
     splits = _load(cfg, data_dir, Path(spec_dir) if spec_dir is not None else None)
-    if cfg.loss == "cross_entropy" and splits.task != "classification":
+    if cfg.loss == "cross_entropy" and splits.task not in ("classification", "segmentation"):
         raise DataError(f"{splits.name} is a regression dataset; use loss: mse")
     if input_shape is None:
         stored = tuple(splits.train_x.shape[1:])

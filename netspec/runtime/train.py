@@ -34,7 +34,7 @@ from netspec.runtime.options import RunOptions
 from netspec.runtime.prepare import Prepared, check_data_dir, load_test_split, prepare_data
 from netspec.runtime.progress import Progress
 from netspec.runtime.resume import check_resume, load_resume_state
-from netspec.runtime.run_dir import SPEC_FILE, RunDir, RunInterrupted, check_out_folder
+from netspec.runtime.run_dir import SPEC_FILE, RunDir, RunInterrupted, check_out_folder, writing
 from netspec.runtime.trainer import Trainer, check_batch_split, closed_form, fit
 
 __all__ = [
@@ -80,6 +80,8 @@ def resolve(
             cfg = cfg.model_copy(update={"dataset": cfg.dataset.model_copy(update={"path": str(anchored.resolve())})})
     tree = plain(loaded.raw)
     tree["train"] = merged
+    if loaded.variant is not None:  # the run folder's spec.yaml builds the same variant
+        tree["variant"] = loaded.variant
     return loaded, build_graph(loaded), cfg, tree
 
 
@@ -87,6 +89,10 @@ def resolve(
 # ------------------------------------------------------------------ the public entry
 def _check_output(graph: Graph, data: Prepared, cfg: TrainConfig) -> None:
     out = tuple(graph.output_shape)
+    if data.task == "segmentation":
+        from netspec.runtime import segmentation
+
+        return segmentation.check_output(out, tuple(data.train_y.shape[1:]))
     if data.task == "classification":
         if out != (data.num_classes,):
             raise TrainingError(f"the network outputs {'×'.join(map(str, out))} values per example but {data.name} has {data.num_classes} class{'es' * (data.num_classes != 1)}")
@@ -212,6 +218,13 @@ def _train(loaded: LoadedSpec, graph: Graph, cfg: TrainConfig, tree: dict[str, A
         with progress:
             history = closed_form(trainer) if cfg.solver == "closed_form" else fit(trainer, progress, run)
         summary = _summary(graph, cfg, trainer, history, time.perf_counter() - wall, run_dir)
+        if data.task == "segmentation" and ctx.is_main:  # pixel accuracy, mean IoU, a picture (runtime/segmentation.py)
+            from netspec.runtime import segmentation
+
+            summary.update(segmentation.evaluate(trainer.model, trainer.data, setup.device))
+            if run is not None:  # before summary.json, which marks the run finished
+                with writing(run.file(segmentation.PICTURE)):
+                    segmentation.draw(trainer.model, trainer.data, setup.device, run.file(segmentation.PICTURE))
         if run is not None:
             run.finish(trainer.model, graph, cfg, history, summary, options.grad_norms)
     except KeyboardInterrupt:
@@ -273,4 +286,8 @@ def evaluate_spec(
     if setup.channels_last and data.is_image:
         model = model.to(memory_format=torch.channels_last)
     result = evaluate(model, data, cfg, setup, split)
+    if data.task == "segmentation" and split == "test":
+        from netspec.runtime import segmentation
+
+        result.update(segmentation.evaluate(model, data, setup.device))
     return {"spec": graph.name, "weights": str(weights), "split": split, **result, "device": setup.describe()}

@@ -40,7 +40,7 @@ MAX_NODES = 20_000
 MAX_BLOCK_DEPTH = 32
 PRELUDE_FILE = "netspec:prelude.yaml"
 
-_NOT_SUBSTITUTED = {"name", "from", "when", "layers", "branches", "op", "init"}
+_NOT_SUBSTITUTED = {"name", "from", "when", "layers", "branches", "op", "init", "members"}
 
 
 @dataclass(frozen=True)
@@ -93,8 +93,9 @@ def _shape_vars(shape: tuple[int, ...]) -> dict[str, int]:
 class Expander:
     """Turns one validated spec into a Graph."""
 
-    def __init__(self, spec: Spec, raw: YDict, filename: str):
+    def __init__(self, spec: Spec, raw: YDict, filename: str, values: dict[str, Any] | None = None):
         self.spec = spec
+        self.values = dict(values or {})  # the variant's names (width_mult, ...) for top-level expressions
         self.raw = raw
         self.filename = filename
         self.blocks = dict(prelude())
@@ -124,7 +125,7 @@ class Expander:
     def run(self) -> Graph:
         self.graph.add(Node(INPUT, INPUT, {}, [], location=self.raw.value_locs.get("input")))
         infer_node(self.graph, self.graph.node(INPUT))
-        env = Env("", INPUT, {}, (), resolve_init(self.spec.init), names={INPUT: INPUT})
+        env = Env("", INPUT, self.values, (), resolve_init(self.spec.init), names={INPUT: INPUT})
         self.graph.output = self.sequence(self.raw["layers"], env)
         return self.graph
 
@@ -151,16 +152,18 @@ class Expander:
             model = self.validate(item, env)
             repeat = model.repeat
             local = self.claim(model.name or str(index), env, where)
-            if repeat == 1:
+            if model.members and not model.name:
+                raise self.fail(env, locate(item, ("members",)) or where, "members: needs a name, the group's (e.g. name: denseblock1)")
+            if repeat == 1 and not model.members:
                 current = self.expand(model, item, env, inputs, env.path(local), where)
                 index += 1
-            elif model.name:  # a named repeat is one group: name.0, name.1, ...
+            elif model.name:  # a named repeat is one group: name.0, name.1, ... (or as `members:` counts)
                 group = env.path(local)
                 self.graph.scopes[group] = Scope(group, "repeat", where, {"times": repeat}, is_block=False)
                 inner = replace(env, prefix=group, scopes=env.scopes + (group,), names={})
                 current = inputs[0]
-                for k in range(repeat):
-                    current = self.expand(model, item, inner, [current], inner.path(str(k)), where)
+                for member in member_names(model.members, repeat):
+                    current = self.expand(model, item, inner, [current], inner.path(member), where)
                 index += 1
             else:  # an unnamed repeat is that many layers in sequence
                 current = inputs[0]
@@ -338,6 +341,15 @@ class Expander:
         return values
 
 
-def expand(spec: Spec, raw: YDict, filename: str) -> Graph:
-    """Spec -> Graph of primitive ops with shapes."""
-    return Expander(spec, raw, filename).run()
+def member_names(first: str | None, count: int) -> list[str]:
+    """`denselayer1`, 3 -> denselayer1, denselayer2, denselayer3 (without `first`: 0, 1, 2)."""
+    if first is None:
+        return [str(k) for k in range(count)]
+    stem = first.rstrip("0123456789")
+    start = int(first[len(stem):])
+    return [f"{stem}{start + k}" for k in range(count)]
+
+
+def expand(spec: Spec, raw: YDict, filename: str, values: dict[str, Any] | None = None) -> Graph:
+    """Spec -> Graph of primitive ops with shapes; `values` are names for top-level expressions."""
+    return Expander(spec, raw, filename, values).run()

@@ -71,6 +71,7 @@ class OpDef:
     min_inputs: int = 1
     max_inputs: int = 1
     has_weight: bool = False  # whether `init:` applies to it
+    takes_tokens: bool = False  # integer token ids (shapes.Tokens) are refused unless set
     examples: tuple[Example, ...] = ()  # every built-in op has some: tests/test_op_conformance.py
 
 

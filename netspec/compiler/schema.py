@@ -222,12 +222,35 @@ class BlockDef(Model):
     examples: list[dict[str, Any]] = Field(default_factory=list, description="calls for `netspec ops` and the tests: {input, args, before, from}")
 
 
+class TokenInput(Model):
+    """`input: {tokens: T, vocab: V}`: sequences of T integer token ids in [0, V)."""
+
+    tokens: Annotated[int, Field(strict=True, gt=0, le=1_000_000)]
+    vocab: Annotated[int, Field(strict=True, gt=0, le=100_000_000)]
+
+
+def _input_kind(value: Any) -> str:
+    """One member of `input`'s union checks each value (one message per mistake, no union noise)."""
+    return "input-tokens" if isinstance(value, dict) else "input-shape" if isinstance(value, list) else "input-features"
+
+
+InputDim = Annotated[int, Field(strict=True, gt=0, le=1_000_000)]
+SpecInput = Annotated[
+    Union[
+        Annotated[InputDim, Tag("input-features")],
+        Annotated[list[InputDim], Field(min_length=1, max_length=3), Tag("input-shape")],
+        Annotated[TokenInput, Tag("input-tokens")],
+    ],
+    Discriminator(_input_kind),
+]
+
+
 class Spec(Model):
     """A network: header, optional blocks, layers, optional training section."""
 
     name: TypeName
     description: str = ""
-    input: Union[Annotated[int, Field(gt=0, le=1_000_000)], Annotated[list[Annotated[int, Field(gt=0, le=1_000_000)]], Field(min_length=1, max_length=3)]]
+    input: SpecInput = Field(description="[F], [T, D], [C, H, W] or {tokens: T, vocab: V}")
     init: Init = "default"
     blocks: dict[TypeName, BlockDef] = Field(default_factory=dict)
     layers: Annotated[list[LayerItem], Field(min_length=1, max_length=MAX_LAYERS_PER_LIST)]
@@ -236,13 +259,15 @@ class Spec(Model):
     @field_validator("input")
     @classmethod
     def _shape(cls, value: Any) -> Any:
-        shape = [value] if isinstance(value, int) else value
-        if len(shape) == 2:
-            raise ValueError("input is features ([F]) or channels×height×width ([C, H, W])")
-        return shape
+        return [value] if isinstance(value, int) else value
 
     @property
     def input_shape(self) -> tuple[int, ...]:
+        """[F], [T, D] or [C, H, W] floats, or `Tokens((T,), V)` for `{tokens: T, vocab: V}`."""
+        if isinstance(self.input, TokenInput):
+            from netspec.compiler.shapes import Tokens
+
+            return Tokens((self.input.tokens,), self.input.vocab)
         return tuple(self.input)  # type: ignore[arg-type]
 
 

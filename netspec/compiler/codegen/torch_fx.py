@@ -59,9 +59,9 @@ class Emitter:
     def method(self, name: str, *args: Any, **kwargs: Any) -> fx.Node:
         return self.code.call_method(name, args, kwargs)
 
-    def module(self, module: nn.Module, *args: Any) -> fx.Node:
+    def module(self, module: nn.Module, *args: Any, **kwargs: Any) -> fx.Node:
         put_module(self.root, self.path, module)
-        return self.code.call_module(self.path, args)
+        return self.code.call_module(self.path, args, kwargs)
 
     def parameter(self, shape: tuple[int, ...], fill: float) -> fx.Node:
         """A learned tensor filled with `fill`; the fill is kept in the node's meta for `-o model.py`."""

@@ -61,8 +61,8 @@ def _constructor(module: nn.Module) -> str:
         raise TypeError(f"cannot write source for custom module {cls.__name__}")
     args = []
     parameters = dict(inspect.signature(cls.__init__).parameters)
-    if any(p.kind == p.VAR_POSITIONAL for p in parameters.values()):  # nn.LSTM(*args, **kwargs): RNNBase's, as keywords
-        base = next(c for c in cls.__mro__[1:] if not any(p.kind == p.VAR_POSITIONAL for p in inspect.signature(c.__init__).parameters.values()))
+    base = next((c for c in cls.__mro__[1:] if "mode" in inspect.signature(c.__init__).parameters), None)
+    if base is not None and any(p.kind == p.VAR_POSITIONAL for p in parameters.values()):  # nn.LSTM(*args, **kwargs): RNNBase's, as keywords
         parameters = {n: p.replace(kind=p.KEYWORD_ONLY, default=None if p.default is p.empty else p.default)
                       for n, p in inspect.signature(base.__init__).parameters.items() if n not in ("self", "mode")}
         if getattr(module, "nonlinearity", "tanh") != "tanh":  # nn.RNN's own keyword

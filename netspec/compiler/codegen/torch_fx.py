@@ -125,5 +125,6 @@ def to_graph_module(graph: Graph) -> fx.GraphModule:
             values[node.name] = code.call_module(node.name, tuple(args))
     code.output(values[graph.output])
     module = fx.GraphModule(root, code, class_name=class_name(graph.name))
+    module.meta["netspec_values"] = {name: value.name for name, value in values.items()}  # IR node -> the fx node of its value
     apply_init(module, graph)
     return module

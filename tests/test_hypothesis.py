@@ -10,6 +10,9 @@
 """
 from __future__ import annotations
 
+import functools
+import operator
+
 import re
 from pathlib import Path
 from typing import Any
@@ -166,9 +169,9 @@ class Twin:
             outs = [self.run(branch, x) for branch in layer["branches"].values()]
             if layer["merge"] == "concat":
                 return torch.cat(outs, dim=1)
-            if any(o.shape != outs[0].shape for o in outs):  # the language's add does not broadcast
-                raise ValueError("add needs equal shapes")
-            return torch.stack(outs).sum(0)
+            if any(o.dim() != outs[0].dim() for o in outs):  # the language's add broadcasts equal ranks only
+                raise ValueError("add needs equal ranks")
+            return functools.reduce(operator.add, outs)  # torch's broadcasting (sizes equal or 1)
         simple = {
             "relu": nn.ReLU(), "sigmoid": nn.Sigmoid(), "tanh": nn.Tanh(), "gelu": nn.GELU(), "identity": nn.Identity(),
             "softmax": nn.Softmax(dim=1), "leaky_relu": nn.LeakyReLU(layer.get("negative_slope", 0.01)),

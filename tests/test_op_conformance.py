@@ -39,6 +39,13 @@ def _helpers(shape: tuple[int, ...], k: int) -> list[dict[str, Any]]:
     """Layers that turn the spec's input into an extra input of `shape` (for merges)."""
     if len(shape) == 1:
         return [{"op": "flatten", "name": f"f{k}"}, {"op": "linear", "name": f"h{k}", "out": shape[0]}]
+    if len(shape) == 2:  # [T, D] from the (sequence) input: widths by linear layers, steps through a transpose
+        return [
+            {"op": "linear", "name": f"w{k}", "from": "input", "out": shape[1]},
+            {"op": "transpose", "name": f"t{k}", "dims": [0, 1]},
+            {"op": "linear", "name": f"s{k}", "out": shape[0]},
+            {"op": "transpose", "name": f"h{k}", "dims": [0, 1]},
+        ]
     return [
         {"op": "conv2d", "name": f"c{k}", "from": "input", "out": shape[0], "kernel": 1},
         {"op": "adaptive_avgpool", "name": f"h{k}", "size": list(shape[1:])},

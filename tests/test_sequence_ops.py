@@ -83,15 +83,22 @@ def test_lstm_macs_are_flopcountermode_over_lstmcell_steps(case: dict) -> None:
 
 
 # ---------------------------------------------------------------- attention
-def _reference_attention(x: torch.Tensor, module: nn.MultiheadAttention, causal: bool) -> torch.Tensor:
+def _reference_attention(x: torch.Tensor, module: nn.MultiheadAttention, causal: bool, memory: torch.Tensor | None = None) -> torch.Tensor:
+    memory = x if memory is None else memory
     b, t, d = x.shape
+    s = memory.shape[1]
     heads = module.num_heads
     bias = module.in_proj_bias if module.in_proj_bias is not None else torch.zeros(3 * d)
-    q, k, v = (x @ module.in_proj_weight.T + bias).chunk(3, dim=-1)
-    q, k, v = (z.reshape(b, t, heads, d // heads).transpose(1, 2) for z in (q, k, v))
+    if module._qkv_same_embed_dim:  # one packed [3D, D] weight: rows for q, k, v
+        wq, wk, wv = module.in_proj_weight.chunk(3)
+    else:  # a memory of another width: one weight each
+        wq, wk, wv = module.q_proj_weight, module.k_proj_weight, module.v_proj_weight
+    bq, bk, bv = bias.chunk(3)
+    q, k, v = x @ wq.T + bq, memory @ wk.T + bk, memory @ wv.T + bv
+    q, k, v = (z.reshape(b, -1, heads, d // heads).transpose(1, 2) for z in (q, k, v))
     scores = q @ k.transpose(-1, -2) / math.sqrt(d // heads)
     if causal:
-        scores = scores.masked_fill(torch.ones(t, t, dtype=torch.bool).triu(1), float("-inf"))
+        scores = scores.masked_fill(torch.ones(t, s, dtype=torch.bool).triu(1), float("-inf"))
     y = (scores.softmax(-1) @ v).transpose(1, 2).reshape(b, t, d)
     return module.out_proj(y)
 
@@ -114,6 +121,32 @@ def test_attention_equals_explicit_softmax_with_mask(bias: bool, causal: bool) -
             changed[:, 1:] += 1
             torch.testing.assert_close(model(changed)[:, 0], model(x)[:, 0], atol=1e-6, rtol=0)
     assert graph.total_params == sum(p.numel() for p in module.parameters()) == 4 * 64 + (4 * 8 if bias else 0)
+
+
+@pytest.mark.parametrize("bias", [True, False])
+@pytest.mark.parametrize("memory_width", [8, 6])
+def test_cross_attention_equals_explicit_softmax(bias: bool, memory_width: int) -> None:
+    layers = [
+        {"op": "linear", "name": "q", "out": 8},
+        {"op": "transpose", "name": "steps", "from": "input", "dims": [0, 1]},
+        {"op": "linear", "name": "four", "out": 4},
+        {"op": "transpose", "name": "back", "dims": [0, 1]},   # 4 steps of 3
+        {"op": "linear", "name": "m", "out": memory_width},
+        {"op": "multihead_attention", "name": "a", "from": ["q", "m"], "heads": 2, "bias": bias, "causal": True},
+    ]
+    graph = graph_of(layers, [5, 3])
+    model = netspec.compile(graph, seed=0).eval()
+    module = model.get_submodule("a")
+    with torch.no_grad():
+        if bias:
+            module.in_proj_bias.normal_()
+        x = torch.randn(2, 5, 3)
+        memory = model.m(model.four(x.transpose(1, 2)).transpose(1, 2))
+        assert memory.shape == (2, 4, memory_width)
+        want = _reference_attention(model.q(x), module, True, memory=memory)
+        torch.testing.assert_close(model(x), want, atol=1e-5, rtol=1e-5)
+    assert graph.node("a").params == sum(p.numel() for p in module.parameters())
+    assert graph.node("a").shape == (5, 8)
 
 
 def test_attention_heads_must_divide_the_width() -> None:

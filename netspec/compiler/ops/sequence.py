@@ -181,6 +181,8 @@ class AttentionParams(Model):
 
 def _attention_shape(a: Attrs, ins: list[Shape]) -> Shape:
     _, d = require_sequence(ins[0], "multihead_attention")
+    if len(ins) == 2:
+        require_sequence(ins[1], "multihead_attention's memory (second input)")
     if d % a["heads"]:
         raise ShapeError(f"heads={a['heads']} must divide the model width {d} (each head gets width/heads features)")
     return ins[0]
@@ -188,31 +190,38 @@ def _attention_shape(a: Attrs, ins: list[Shape]) -> Shape:
 
 def _attention_torch(a: Attrs, ins: list[Shape]) -> Emit:
     """nn.MultiheadAttention (its names: in_proj_weight, out_proj.weight, as torchvision's ViT)
-    with need_weights=False, so torch computes it with scaled_dot_product_attention."""
+    with need_weights=False, so torch computes it with scaled_dot_product_attention. A second
+    input is the memory that keys and values come from (cross-attention; kdim = its width)."""
     import torch
     from torch import nn
 
-    t = ins[0][0]
-    module = nn.MultiheadAttention(ins[0][1], a["heads"], dropout=a["dropout"], bias=a["bias"], batch_first=True)
+    (t, d), (tk, dk) = ins[0], ins[-1]
+    module = nn.MultiheadAttention(d, a["heads"], dropout=a["dropout"], bias=a["bias"], batch_first=True, kdim=dk, vdim=dk)
     module.bias = a["bias"]  # the constructor's flag, for the `-o model.py` constructor line
 
     def build(e, xs):
-        x = xs[0]
+        x, memory = xs[0], xs[-1]
         if a["causal"]:  # True above the diagonal: step t attends to steps <= t
-            mask = e.method("triu", e.call(torch.ones, t, t, dtype=torch.bool, device=e.call(getattr, x, "device")), 1)
-            out = e.module(module, x, x, x, need_weights=False, attn_mask=mask, is_causal=True)
+            mask = e.method("triu", e.call(torch.ones, t, tk, dtype=torch.bool, device=e.call(getattr, x, "device")), 1)
+            out = e.module(module, x, memory, memory, need_weights=False, attn_mask=mask, is_causal=True)
         else:
-            out = e.module(module, x, x, x, need_weights=False)
+            out = e.module(module, x, memory, memory, need_weights=False)
         return e.call(operator.getitem, out, 0)
 
     return Emit(build)
 
 
+def _attention_params(a: Attrs, ins: list[Shape], out: Shape) -> int:
+    (_, d), (_, dk) = ins[0], ins[-1]
+    return 2 * d * d + 2 * d * dk + (4 * d if a["bias"] else 0)
+
+
 def _attention_macs(a: Attrs, ins: list[Shape], out: Shape) -> int:
-    """Projections (q, k, v and out: 4·T·D²) plus per head Q·Kᵀ and A·V (T²·D/heads each):
+    """Projections (queries and output 2·T·D², keys and values 2·S·Dₖ·D from the S×Dₖ memory)
+    plus per head Q·Kᵀ and A·V (T·S·D/heads each): self-attention (S = T, Dₖ = D) is
     4·T·D² + 2·T²·D. A causal mask computes the masked half too."""
-    t, d = ins[0]
-    return 4 * t * d * d + 2 * t * t * d
+    (t, d), (s, dk) = ins[0], ins[-1]
+    return 2 * t * d * d + 2 * s * dk * d + 2 * t * s * d
 
 
 register(
@@ -223,14 +232,18 @@ register(
         torch=_attention_torch,
         family="attention",
         label=lambda a: f"attention ×{a['heads']}" + (" causal" if a["causal"] else ""),
-        doc="Multi-head self-attention on [T, D] (nn.MultiheadAttention via scaled_dot_product_attention): heads, "
-        "bias (of the projections; false as d2l's ViT), dropout (of the weights), causal. MACs 4·T·D² + 2·T²·D.",
-        count_params=lambda a, ins, out: 4 * ins[0][1] ** 2 + (4 * ins[0][1] if a["bias"] else 0),
+        doc="Multi-head attention on [T, D] (nn.MultiheadAttention via scaled_dot_product_attention): self-attention, "
+        "or cross-attention to a second input [S, Dk] (from: [queries, memory]); heads, bias (of the projections; false "
+        "as d2l's ViT), dropout (of the weights), causal. MACs 4·T·D² + 2·T²·D (self).",
+        count_params=_attention_params,
         count_macs=_attention_macs,
+        max_inputs=2,
         examples=examples(
             ({"heads": 2}, (5, 8)),
             ({"heads": 3, "bias": False, "dropout": 0.1}, (4, 6)),
             ({"heads": 1, "causal": True}, (6, 4)),
+            ({"heads": 2}, [(5, 8), (3, 6)]),
+            ({"heads": 2, "bias": False, "causal": True}, [(4, 6), (4, 6)]),
         ),
     )
 )

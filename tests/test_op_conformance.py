@@ -52,6 +52,29 @@ def _helpers(shape: tuple[int, ...], k: int) -> list[dict[str, Any]]:
     ]
 
 
+def _inputs_for(shapes: tuple[Any, ...]) -> tuple[list[dict[str, Any]], list[str], Any]:
+    """(helper layers, the op's `from:`, the spec's input) for an example's input shapes.
+
+    The first shape is the spec's input and the others come from helpers; token ids among
+    the others (a padding mask's source) are the spec's input instead, and the first shape,
+    [T, D], comes from them through an embedding.
+    """
+    first, *others = shapes
+    layers: list[dict[str, Any]] = []
+    sources, given = ["input"], first
+    if any(isinstance(o, Tokens) for o in others):
+        given = next(o for o in others if isinstance(o, Tokens))
+        layers.append({"op": "embedding", "name": "h0", "dim": first[1]})
+        sources = ["h0"]
+    for k, shape in enumerate(others, start=1):
+        if isinstance(shape, Tokens):
+            sources.append("input")
+            continue
+        layers += _helpers(shape, k)
+        sources.append(f"h{k}")
+    return layers, sources, given
+
+
 def _spec(layers: list[dict[str, Any]], input_shape: tuple[int, ...]) -> str:
     layers = json.loads(json.dumps(layers))  # plain dicts (the prelude's are located YDicts)
     given: Any = {"tokens": input_shape[0], "vocab": input_shape.vocab} if isinstance(input_shape, Tokens) else list(input_shape)
@@ -130,16 +153,11 @@ def test_op_conforms(name: str) -> None:
     defs = json_schema()["$defs"]
     assert any(d.get("properties", {}).get("op", {}).get("const") == name for d in defs.values()), "JSON Schema lacks the op"
     for example in op.examples:
-        first, *others = example.inputs
-        layers: list[dict[str, Any]] = []
-        sources = ["input"]
-        for k, shape in enumerate(others, start=1):
-            layers += _helpers(shape, k)
-            sources.append(f"h{k}")
+        layers, sources, given = _inputs_for(example.inputs)
         layer: dict[str, Any] = {"op": name, "name": "op", **example.params}
-        if others:
+        if len(sources) > 1:
             layer["from"] = sources
-        graph = _build(_spec(layers + [layer], first))
+        graph = _build(_spec(layers + [layer], given))
         node = graph.node("op")
         assert [graph.node(i).shape for i in node.inputs] == list(example.inputs)
         label = op.label(node.attrs)
@@ -180,12 +198,9 @@ def test_op_exports_to_onnx(name: str, tmp_path) -> None:
     for example in registry.get(name).examples:
         if example.params.get("padding") == "same" and example.params.get("dilation", 1) != 1:
             continue  # onnxruntime runs no dilated conv with auto_pad SAME (the file itself is valid)
-        first, *others = example.inputs
-        layers: list[dict[str, Any]] = []
-        for k, shape in enumerate(others, start=1):
-            layers += _helpers(shape, k)
-        sources = {"from": ["input"] + [f"h{k}" for k in range(1, len(others) + 1)]} if others else {}
-        graph = _build(_spec(layers + [{"op": name, "name": "op", **example.params, **sources}], first))
+        layers, names, given = _inputs_for(example.inputs)
+        sources = {"from": names} if len(names) > 1 else {}
+        graph = _build(_spec(layers + [{"op": name, "name": "op", **example.params, **sources}], given))
         torch.manual_seed(0)
         try:
             path = write(graph, tmp_path / "model.onnx")

@@ -83,7 +83,8 @@ def test_lstm_macs_are_flopcountermode_over_lstmcell_steps(case: dict) -> None:
 
 
 # ---------------------------------------------------------------- attention
-def _reference_attention(x: torch.Tensor, module: nn.MultiheadAttention, causal: bool, memory: torch.Tensor | None = None) -> torch.Tensor:
+def _reference_attention(x: torch.Tensor, module: nn.MultiheadAttention, causal: bool, memory: torch.Tensor | None = None,
+                         padding: torch.Tensor | None = None) -> torch.Tensor:
     memory = x if memory is None else memory
     b, t, d = x.shape
     s = memory.shape[1]
@@ -99,6 +100,8 @@ def _reference_attention(x: torch.Tensor, module: nn.MultiheadAttention, causal:
     scores = q @ k.transpose(-1, -2) / math.sqrt(d // heads)
     if causal:
         scores = scores.masked_fill(torch.ones(t, s, dtype=torch.bool).triu(1), float("-inf"))
+    if padding is not None:  # (batch, S): True where a key is padding
+        scores = scores.masked_fill(padding[:, None, None, :], float("-inf"))
     y = (scores.softmax(-1) @ v).transpose(1, 2).reshape(b, t, d)
     return module.out_proj(y)
 
@@ -147,6 +150,32 @@ def test_cross_attention_equals_explicit_softmax(bias: bool, memory_width: int) 
         torch.testing.assert_close(model(x), want, atol=1e-5, rtol=1e-5)
     assert graph.node("a").params == sum(p.numel() for p in module.parameters())
     assert graph.node("a").shape == (5, 8)
+
+
+@pytest.mark.parametrize("causal", [False, True])
+def test_padding_mask_from_token_ids_equals_explicit_softmax(causal: bool) -> None:
+    layers = [
+        {"op": "embedding", "name": "emb", "dim": 8},
+        {"op": "multihead_attention", "name": "a", "from": ["emb", "input"], "heads": 2, "pad_id": 0, "causal": causal},
+    ]
+    graph = graph_of(layers, {"tokens": 6, "vocab": 5})
+    model = netspec.compile(graph, seed=0).eval()
+    ids = torch.tensor([[3, 1, 4, 0, 0, 0], [2, 2, 1, 3, 4, 0], [1, 0, 2, 0, 3, 4]])  # 0 pads; the first step is never padding
+    with torch.no_grad():
+        want = _reference_attention(model.emb(ids), model.a, causal, padding=ids == 0)
+        got = model(ids)
+        torch.testing.assert_close(got, want, atol=1e-5, rtol=1e-5)
+        model.emb.weight[0] += 5.0  # what the padding id embeds to reaches no step that is not padding
+        torch.testing.assert_close(model(ids)[0, :3], got[0, :3], atol=1e-5, rtol=1e-5)
+        assert not torch.allclose(model(ids)[0, 3:], got[0, 3:])  # (the padded steps' own queries did change)
+
+
+def test_padding_mask_errors_name_the_rule() -> None:
+    message = error_of([{"op": "embedding", "name": "emb", "dim": 4}, {"op": "reshape", "name": "r", "shape": [3, 8]},
+                        {"op": "multihead_attention", "from": ["r", "input"], "heads": 2}], {"tokens": 6, "vocab": 5})
+    assert "the padding mask's token ids have 6 steps but the sequence has 3" in message
+    message = error_of([{"op": "multihead_attention", "from": ["input", "input"], "heads": 1}], {"tokens": 6, "vocab": 5})
+    assert "expects float values [T, D] as its first input, got 6 token ids (vocab 5)" in message
 
 
 def test_attention_heads_must_divide_the_width() -> None:

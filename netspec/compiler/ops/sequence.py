@@ -12,7 +12,7 @@ from typing import Literal, Optional
 
 from netspec.compiler.ops.layers import Dim
 from netspec.compiler.registry import Attrs, Emit, OpDef, examples, register
-from netspec.compiler.schema_base import Bool, Model, PosInt, Probability, value_type
+from netspec.compiler.schema_base import Bool, Model, NonNegInt, PosInt, Probability, value_type
 from netspec.compiler.shapes import Shape, ShapeError, Tokens, fmt, require_sequence
 
 MAX_DIMS = 64
@@ -177,11 +177,23 @@ class AttentionParams(Model):
     bias: Bool = True
     dropout: Probability = 0.0
     causal: Bool = False
+    pad_id: NonNegInt = 0
+
+
+def _memory(ins: list[Shape]) -> Shape:
+    """Where keys and values come from: a second float input, else the queries themselves
+    (a second input of token ids is a padding mask, not a memory)."""
+    return ins[1] if len(ins) == 2 and not isinstance(ins[1], Tokens) else ins[0]
 
 
 def _attention_shape(a: Attrs, ins: list[Shape]) -> Shape:
-    _, d = require_sequence(ins[0], "multihead_attention")
-    if len(ins) == 2:
+    if isinstance(ins[0], Tokens):
+        raise ShapeError(f"expects float values [T, D] as its first input, got {fmt(ins[0])}; embed them first")
+    t, d = require_sequence(ins[0], "multihead_attention")
+    if len(ins) == 2 and isinstance(ins[1], Tokens):
+        if ins[1][0] != t:
+            raise ShapeError(f"the padding mask's token ids have {ins[1][0]} steps but the sequence has {t}")
+    elif len(ins) == 2:
         require_sequence(ins[1], "multihead_attention's memory (second input)")
     if d % a["heads"]:
         raise ShapeError(f"heads={a['heads']} must divide the model width {d} (each head gets width/heads features)")
@@ -195,24 +207,27 @@ def _attention_torch(a: Attrs, ins: list[Shape]) -> Emit:
     import torch
     from torch import nn
 
-    (t, d), (tk, dk) = ins[0], ins[-1]
+    (t, d), (tk, dk) = ins[0], _memory(ins)
+    padded = len(ins) == 2 and isinstance(ins[1], Tokens)
     module = nn.MultiheadAttention(d, a["heads"], dropout=a["dropout"], bias=a["bias"], batch_first=True, kdim=dk, vdim=dk)
     module.bias = a["bias"]  # the constructor's flag, for the `-o model.py` constructor line
 
     def build(e, xs):
-        x, memory = xs[0], xs[-1]
+        x, memory = xs[0], (xs[0] if padded else xs[-1])
+        masks = {}
+        if padded:  # True where a key step holds the padding id: no query attends to it
+            masks["key_padding_mask"] = e.call(operator.eq, xs[1], a["pad_id"])
         if a["causal"]:  # True above the diagonal: step t attends to steps <= t
-            mask = e.method("triu", e.call(torch.ones, t, tk, dtype=torch.bool, device=e.call(getattr, x, "device")), 1)
-            out = e.module(module, x, memory, memory, need_weights=False, attn_mask=mask, is_causal=True)
-        else:
-            out = e.module(module, x, memory, memory, need_weights=False)
+            masks["attn_mask"] = e.method("triu", e.call(torch.ones, t, tk, dtype=torch.bool, device=e.call(getattr, x, "device")), 1)
+            masks["is_causal"] = True
+        out = e.module(module, x, memory, memory, need_weights=False, **masks)
         return e.call(operator.getitem, out, 0)
 
     return Emit(build)
 
 
 def _attention_params(a: Attrs, ins: list[Shape], out: Shape) -> int:
-    (_, d), (_, dk) = ins[0], ins[-1]
+    (_, d), (_, dk) = ins[0], _memory(ins)
     return 2 * d * d + 2 * d * dk + (4 * d if a["bias"] else 0)
 
 
@@ -220,7 +235,7 @@ def _attention_macs(a: Attrs, ins: list[Shape], out: Shape) -> int:
     """Projections (queries and output 2·T·D², keys and values 2·S·Dₖ·D from the S×Dₖ memory)
     plus per head Q·Kᵀ and A·V (T·S·D/heads each): self-attention (S = T, Dₖ = D) is
     4·T·D² + 2·T²·D. A causal mask computes the masked half too."""
-    (t, d), (s, dk) = ins[0], ins[-1]
+    (t, d), (s, dk) = ins[0], _memory(ins)
     return 2 * t * d * d + 2 * s * dk * d + 2 * t * s * d
 
 
@@ -234,7 +249,8 @@ register(
         label=lambda a: f"attention ×{a['heads']}" + (" causal" if a["causal"] else ""),
         doc="Multi-head attention on [T, D] (nn.MultiheadAttention via scaled_dot_product_attention): self-attention, "
         "or cross-attention to a second input [S, Dk] (from: [queries, memory]); heads, bias (of the projections; false "
-        "as d2l's ViT), dropout (of the weights), causal. MACs 4·T·D² + 2·T²·D (self).",
+        "as d2l's ViT), dropout (of the weights), causal; token ids as the second input (from: [x, input]) mask the "
+        "keys whose id is pad_id (0). MACs 4·T·D² + 2·T²·D (self).",
         count_params=_attention_params,
         count_macs=_attention_macs,
         max_inputs=2,
@@ -244,7 +260,9 @@ register(
             ({"heads": 1, "causal": True}, (6, 4)),
             ({"heads": 2}, [(5, 8), (3, 6)]),
             ({"heads": 2, "bias": False, "causal": True}, [(4, 6), (4, 6)]),
+            ({"heads": 2, "pad_id": 3}, [(5, 8), Tokens((5,), 4)]),
         ),
+        takes_tokens=True,  # as the padding mask's source; the shape rule refuses them as queries
     )
 )
 

@@ -3,6 +3,7 @@ lays each 1×28×28 image out row by row, no dataset code of its own), and the L
 classifiers learn from it through `netspec.runtime.train` (issue 10 §5)."""
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 
@@ -39,3 +40,27 @@ def test_row_classifiers_learn(name: str) -> None:
     result = train(SPECS / f"{name}.yaml", overrides, RunOptions(device="cpu", quiet=True, data_dir=DATA, save=False))
     assert result.history[-1]["train_loss"] < result.history[0]["train_loss"]
     assert result.summary["test_acc"] > 0.5  # chance is 0.1
+
+
+@needs_data
+def test_attack_on_the_row_lstm_draws_the_rows_as_the_image(tmp_path) -> None:
+    """`netspec attack` works on a [28, 28] input: FGSM lowers accuracy and attack.png shows
+    each example as its 28×28 picture (a sequence input is not averaged into one row)."""
+    from click.testing import CliRunner
+
+    from netspec.cli import main
+    from netspec.runtime.attack_plot import _as_image
+
+    rows = torch.rand(28, 28)
+    assert torch.equal(_as_image(rows, (1, 28, 28)), rows)
+    run = tmp_path / "run"
+    common = ["--data-dir", str(DATA)]
+    trained = CliRunner().invoke(main, ["train", str(SPECS / "lstm.yaml"), "--epochs", "1", "--limit", "1000", "--test-limit", "200",
+                                        "--out", str(run), "--device", "cpu", *common])
+    assert trained.exit_code == 0, trained.output
+    attacked = CliRunner().invoke(main, ["attack", str(run), "--eps", "0,0.2", "--limit", "100", *common])
+    assert attacked.exit_code == 0, attacked.output
+    report = json.loads((run / "attack.json").read_text())
+    assert (run / "attack.png").is_file()
+    assert report["eps"] == [0.0, 0.2] and report["adv_acc"][0] == report["clean_acc"]
+    assert report["adv_acc"][1] < report["clean_acc"]

@@ -64,3 +64,18 @@ def test_attack_on_the_row_lstm_draws_the_rows_as_the_image(tmp_path) -> None:
     assert (run / "attack.png").is_file()
     assert report["eps"] == [0.0, 0.2] and report["adv_acc"][0] == report["clean_acc"]
     assert report["adv_acc"][1] < report["clean_acc"]
+
+
+@needs_data
+def test_training_a_token_input_on_images_is_one_clear_refusal(tmp_path) -> None:
+    from click.testing import CliRunner
+
+    from netspec.cli import main
+
+    spec = tmp_path / "tok.yaml"
+    spec.write_text("name: tok\ninput: {tokens: 784, vocab: 256}\nlayers:\n  - {op: embedding, dim: 4}\n"
+                    "  - {op: mean, dim: 0}\n  - {op: linear, out: 10}\ntrain: {dataset: fashion_mnist, epochs: 1, limit: 64}\n")
+    result = CliRunner().invoke(main, ["train", str(spec), "--data-dir", str(DATA), "--device", "cpu", "--out", str(tmp_path / "run")])
+    assert result.exit_code == 2, result.output
+    assert "the spec's input is 784 token ids (vocab 256) but fashion_mnist examples are 1×28×28" in result.output
+    assert "internal error" not in result.output and "Traceback" not in result.output

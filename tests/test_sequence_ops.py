@@ -297,3 +297,63 @@ def test_generated_sequence_specs_infer_the_real_shapes(t, heads, per_head, hidd
     y = netspec.compile(graph, seed=0)(x)
     assert tuple(y.shape[1:]) == graph.output_shape
     assert [tuple(n.shape) for n in graph.ops()][-1] == ((hidden * (1 + bidirectional),) if last else (t + cls, hidden * (1 + bidirectional)))
+
+
+# ---------------------------------------------------------------- the post-norm encoder block
+def test_transformer_encoder_layer_equals_d2ls_block() -> None:
+    """The prelude's transformer_encoder_layer against D2L 11.7's TransformerEncoderBlock
+    (AddNorm = LayerNorm(dropout(Y) + X), PositionWiseFFN = dense2(relu(dense1(X)))), eval mode."""
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from twins import MultiHeadAttention  # noqa: E402  (D2L's attention, W_q/W_k/W_v/W_o)
+
+    class AddNorm(nn.Module):
+        def __init__(self, norm_shape: int, dropout: float):
+            super().__init__()
+            self.dropout = nn.Dropout(dropout)
+            self.ln = nn.LayerNorm(norm_shape)
+
+        def forward(self, X, Y):
+            return self.ln(self.dropout(Y) + X)
+
+    class PositionWiseFFN(nn.Module):
+        def __init__(self, ffn_num_hiddens: int, ffn_num_outputs: int, width: int):
+            super().__init__()
+            self.dense1 = nn.Linear(width, ffn_num_hiddens)
+            self.relu = nn.ReLU()
+            self.dense2 = nn.Linear(ffn_num_hiddens, ffn_num_outputs)
+
+        def forward(self, X):
+            return self.dense2(self.relu(self.dense1(X)))
+
+    class TransformerEncoderBlock(nn.Module):
+        def __init__(self, num_hiddens: int, ffn_num_hiddens: int, num_heads: int, dropout: float, use_bias: bool = False):
+            super().__init__()
+            self.attention = MultiHeadAttention(num_hiddens, num_heads, dropout, use_bias)
+            self.addnorm1 = AddNorm(num_hiddens, dropout)
+            self.ffn = PositionWiseFFN(ffn_num_hiddens, num_hiddens, num_hiddens)
+            self.addnorm2 = AddNorm(num_hiddens, dropout)
+
+        def forward(self, X):
+            Y = self.addnorm1(X, self.attention(X, X, X))
+            return self.addnorm2(Y, self.ffn(Y))
+
+    graph = graph_of([{"op": "transformer_encoder_layer", "name": "blk", "heads": 4, "ffn": 48, "dropout": 0.1}], [7, 24])
+    model = netspec.compile(graph, seed=0).eval()
+    ours = model.state_dict()
+    twin = TransformerEncoderBlock(24, 48, 4, 0.1).eval()
+    wq, wk, wv = ours["blk.attention.in_proj_weight"].chunk(3)
+    twin.load_state_dict({
+        "attention.W_q.weight": wq, "attention.W_k.weight": wk, "attention.W_v.weight": wv,
+        "attention.W_o.weight": ours["blk.attention.out_proj.weight"],
+        "addnorm1.ln.weight": ours["blk.ln1.weight"], "addnorm1.ln.bias": ours["blk.ln1.bias"],
+        "ffn.dense1.weight": ours["blk.dense1.weight"], "ffn.dense1.bias": ours["blk.dense1.bias"],
+        "ffn.dense2.weight": ours["blk.dense2.weight"], "ffn.dense2.bias": ours["blk.dense2.bias"],
+        "addnorm2.ln.weight": ours["blk.ln2.weight"], "addnorm2.ln.bias": ours["blk.ln2.bias"],
+    }, strict=True)
+    assert graph.total_params == sum(p.numel() for p in twin.parameters())
+    x = torch.randn(3, 7, 24)
+    with torch.no_grad():
+        torch.testing.assert_close(model(x), twin(x), atol=1e-5, rtol=1e-5)

@@ -357,3 +357,18 @@ def test_transformer_encoder_layer_equals_d2ls_block() -> None:
     x = torch.randn(3, 7, 24)
     with torch.no_grad():
         torch.testing.assert_close(model(x), twin(x), atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize(
+    "layer,expected",
+    [
+        ({"op": "mean", "dim": True}, "expected an integer dimension (negative counts from the end), got True"),
+        ({"op": "reshape", "shape": [2, 6.0]}, "expected a list of positive integers, at most one -1, got [2, 6.0]"),
+        ({"op": "reshape", "shape": [-1, -1]}, "at most one -1"),
+        ({"op": "lstm", "hidden": "8"}, "expected a positive integer"),
+        ({"op": "multihead_attention", "heads": 2, "causal": "yes"}, "expected true or false, got 'yes'"),
+        ({"op": "transpose", "dims": [0]}, "expected a list of two integer dimensions, got [0]"),
+    ],
+)
+def test_sequence_op_values_are_strict(layer: dict, expected: str) -> None:
+    assert expected in error_of([layer], [3, 4])

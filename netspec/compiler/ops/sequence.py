@@ -26,6 +26,11 @@ Index = value_type(
     "index", "an integer index (negative counts from the end)", lambda v: _is_int(v) and abs(v) <= 1_000_000,
     {"type": "integer", "minimum": -1_000_000, "maximum": 1_000_000},
 )
+DimPair = value_type(
+    "dim_pair", "a list of two integer dimensions",
+    lambda v: isinstance(v, (list, tuple)) and len(v) == 2 and all(_is_int(x) and -MAX_DIMS <= x < MAX_DIMS for x in v),
+    {"type": "array", "items": {"type": "integer", "minimum": -MAX_DIMS, "maximum": MAX_DIMS - 1}, "minItems": 2, "maxItems": 2},
+)
 ReshapeDims = value_type(
     "reshape_dims", "a list of positive integers, at most one -1",
     lambda v: isinstance(v, (list, tuple)) and 0 < len(v) <= MAX_DIMS and all(_is_int(x) and (0 < x <= 1_000_000 or x == -1) for x in v)
@@ -359,11 +364,7 @@ for _kind in ("rnn", "gru", "lstm"):
 class TransposeParams(Model):
     """Swap two non-batch dimensions."""
 
-    dims: value_type(  # type: ignore[valid-type]
-        "dim_pair", "a list of two integer dimensions",
-        lambda v: isinstance(v, (list, tuple)) and len(v) == 2 and all(_is_int(x) and -MAX_DIMS <= x < MAX_DIMS for x in v),
-        {"type": "array", "items": {"type": "integer"}, "minItems": 2, "maxItems": 2},
-    )
+    dims: DimPair
 
 
 def _transpose_dims(a: Attrs, ins: list[Shape]) -> tuple[int, int]:

@@ -307,38 +307,7 @@ def test_transformer_encoder_layer_equals_d2ls_block() -> None:
     from pathlib import Path
 
     sys.path.insert(0, str(Path(__file__).resolve().parent))
-    from twins import MultiHeadAttention  # noqa: E402  (D2L's attention, W_q/W_k/W_v/W_o)
-
-    class AddNorm(nn.Module):
-        def __init__(self, norm_shape: int, dropout: float):
-            super().__init__()
-            self.dropout = nn.Dropout(dropout)
-            self.ln = nn.LayerNorm(norm_shape)
-
-        def forward(self, X, Y):
-            return self.ln(self.dropout(Y) + X)
-
-    class PositionWiseFFN(nn.Module):
-        def __init__(self, ffn_num_hiddens: int, ffn_num_outputs: int, width: int):
-            super().__init__()
-            self.dense1 = nn.Linear(width, ffn_num_hiddens)
-            self.relu = nn.ReLU()
-            self.dense2 = nn.Linear(ffn_num_hiddens, ffn_num_outputs)
-
-        def forward(self, X):
-            return self.dense2(self.relu(self.dense1(X)))
-
-    class TransformerEncoderBlock(nn.Module):
-        def __init__(self, num_hiddens: int, ffn_num_hiddens: int, num_heads: int, dropout: float, use_bias: bool = False):
-            super().__init__()
-            self.attention = MultiHeadAttention(num_hiddens, num_heads, dropout, use_bias)
-            self.addnorm1 = AddNorm(num_hiddens, dropout)
-            self.ffn = PositionWiseFFN(ffn_num_hiddens, num_hiddens, num_hiddens)
-            self.addnorm2 = AddNorm(num_hiddens, dropout)
-
-        def forward(self, X):
-            Y = self.addnorm1(X, self.attention(X, X, X))
-            return self.addnorm2(Y, self.ffn(Y))
+    from twins import TransformerEncoderBlock  # noqa: E402  (D2L's, with its W_q/W_k/W_v/W_o attention)
 
     graph = graph_of([{"op": "transformer_encoder_layer", "name": "blk", "heads": 4, "ffn": 48, "dropout": 0.1}], [7, 24])
     model = netspec.compile(graph, seed=0).eval()

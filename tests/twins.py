@@ -617,6 +617,100 @@ class ViT(nn.Module):
         return self.head(X[:, 0])
 
 
+class AddNorm(nn.Module):
+    """D2L 11.7: layer norm of a residual sum, dropout on the sublayer's output."""
+
+    def __init__(self, norm_shape: int, dropout: float):
+        super().__init__()
+        self.dropout = nn.Dropout(dropout)
+        self.ln = nn.LayerNorm(norm_shape)
+
+    def forward(self, X: torch.Tensor, Y: torch.Tensor) -> torch.Tensor:
+        return self.ln(self.dropout(Y) + X)
+
+
+class PositionWiseFFN(nn.Module):
+    """D2L 11.7 (its LazyLinear given the input width)."""
+
+    def __init__(self, ffn_num_hiddens: int, ffn_num_outputs: int):
+        super().__init__()
+        self.dense1 = nn.Linear(ffn_num_outputs, ffn_num_hiddens)
+        self.relu = nn.ReLU()
+        self.dense2 = nn.Linear(ffn_num_hiddens, ffn_num_outputs)
+
+    def forward(self, X: torch.Tensor) -> torch.Tensor:
+        return self.dense2(self.relu(self.dense1(X)))
+
+
+class TransformerEncoderBlock(nn.Module):
+    """D2L 11.7 (post-norm)."""
+
+    def __init__(self, num_hiddens: int, ffn_num_hiddens: int, num_heads: int, dropout: float, use_bias: bool = False):
+        super().__init__()
+        self.attention = MultiHeadAttention(num_hiddens, num_heads, dropout, use_bias)
+        self.addnorm1 = AddNorm(num_hiddens, dropout)
+        self.ffn = PositionWiseFFN(ffn_num_hiddens, num_hiddens)
+        self.addnorm2 = AddNorm(num_hiddens, dropout)
+
+    def forward(self, X: torch.Tensor) -> torch.Tensor:
+        Y = self.addnorm1(X, self.attention(X, X, X))
+        return self.addnorm2(Y, self.ffn(Y))
+
+
+class PositionalEncoding(nn.Module):
+    """D2L 11.6: a fixed sinusoidal table P (a plain tensor, not state), then dropout."""
+
+    def __init__(self, num_hiddens: int, dropout: float, max_len: int = 1000):
+        super().__init__()
+        self.dropout = nn.Dropout(dropout)
+        self.P = torch.zeros((1, max_len, num_hiddens))
+        X = torch.arange(max_len, dtype=torch.float32).reshape(-1, 1) / torch.pow(
+            10000, torch.arange(0, num_hiddens, 2, dtype=torch.float32) / num_hiddens)
+        self.P[:, :, 0::2] = torch.sin(X)
+        self.P[:, :, 1::2] = torch.cos(X)
+
+    def forward(self, X: torch.Tensor) -> torch.Tensor:
+        X = X + self.P[:, :X.shape[1], :].to(X.device)
+        return self.dropout(X)
+
+
+class RowTransformer(nn.Module):
+    """D2L 11.7's TransformerEncoder over Fashion-MNIST rows: a linear embedding of each row
+    (for the token embedding), positions, two encoder blocks, the mean over the steps, a head."""
+
+    def __init__(self, num_hiddens: int = 64, ffn_num_hiddens: int = 128, num_heads: int = 4, num_blks: int = 2, dropout: float = 0.1):
+        super().__init__()
+        self.embed = nn.Linear(28, num_hiddens)
+        self.pos_encoding = PositionalEncoding(num_hiddens, dropout)
+        self.blks = nn.Sequential()
+        for i in range(num_blks):
+            self.blks.add_module(str(i), TransformerEncoderBlock(num_hiddens, ffn_num_hiddens, num_heads, dropout))
+        self.head = nn.Linear(num_hiddens, 10)
+
+    def forward(self, X: torch.Tensor) -> torch.Tensor:
+        X = self.pos_encoding(self.embed(X.reshape(-1, 28, 28)))
+        for blk in self.blks:
+            X = blk(X)
+        return self.head(X.mean(dim=1))
+
+
+def encoder_state(ours: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """netspec's transformer_encoder_layer names under D2L's (TransformerEncoderBlock)."""
+    out: dict[str, torch.Tensor] = {}
+    renames = {".ln1.": ".addnorm1.ln.", ".ln2.": ".addnorm2.ln.", ".dense1.": ".ffn.dense1.", ".dense2.": ".ffn.dense2.",
+               ".attention.out_proj.": ".attention.W_o."}
+    for key, value in ours.items():
+        if key.endswith(".attention.in_proj_weight"):
+            prefix = key.removesuffix("in_proj_weight")
+            for name, part in zip(("W_q", "W_k", "W_v"), value.chunk(3)):
+                out[f"{prefix}{name}.weight"] = part
+            continue
+        for old, new in renames.items():
+            key = key.replace(old, new)
+        out[key] = value
+    return out
+
+
 def vit_state(ours: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """netspec's ViT state_dict under D2L's names: nn.MultiheadAttention packs W_q, W_k, W_v
     into in_proj_weight (rows in that order) and names W_o out_proj."""
@@ -658,11 +752,12 @@ TWINS: dict[str, Callable[[], nn.Module]] = {
     "vit": ViT,
     "lstm": lambda: RowClassifier(nn.LSTM),
     "gru": lambda: RowClassifier(nn.GRU),
+    "transformer_encoder": RowTransformer,
 }
 
 # Twins whose names differ from the spec's in a known way: spec name -> our state_dict in the
 # twin's names. These are compared by name (strict load) instead of pairing layers in call order.
-STATE_MAPS: dict[str, Callable[[dict[str, torch.Tensor]], dict[str, torch.Tensor]]] = {"vit": vit_state}
+STATE_MAPS: dict[str, Callable[[dict[str, torch.Tensor]], dict[str, torch.Tensor]]] = {"vit": vit_state, "transformer_encoder": encoder_state}
 
 
 # --------------------------------------------------------------------------- pairing with netspec's modules

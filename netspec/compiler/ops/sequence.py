@@ -226,7 +226,9 @@ def _attention_torch(a: Attrs, ins: list[Shape]) -> Emit:
             masks["attn_mask"] = e.method("triu", e.call(torch.ones, t, tk, dtype=torch.bool, device=e.call(getattr, x, "device")), 1)
             masks["is_causal"] = True
         out = e.module(module, x, memory, memory, need_weights=False, **masks)
-        return e.call(operator.getitem, out, 0)
+        # batch_first output is a transposed view of a step-major tensor: made N×T×D in memory,
+        # so what follows (dropout's mask, drawn in memory order, included) sees a plain layout
+        return e.method("contiguous", e.call(operator.getitem, out, 0))
 
     return Emit(build)
 

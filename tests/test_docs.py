@@ -23,7 +23,8 @@ def test_doc_example_is_valid_and_runs(name: str, text: str) -> None:
 
     graph = netspec.build_graph(netspec.load(f"docs/spec.md#{name}", text=text))
     model = netspec.compile(graph)
-    out = model(torch.zeros(2, *graph.input_shape))
+    tokens = hasattr(graph.input_shape, "vocab")  # `input: {tokens: T, vocab: V}` takes integer ids
+    out = model(torch.zeros(2, *graph.input_shape, dtype=torch.long if tokens else torch.float32))
     assert tuple(out.shape[1:]) == graph.output_shape
     assert sum(p.numel() for p in model.parameters()) == graph.total_params
 

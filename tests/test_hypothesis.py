@@ -180,9 +180,9 @@ class Twin:
             outs = [self.run(branch, x) for branch in layer["branches"].values()]
             if layer["merge"] == "concat":
                 return torch.cat(outs, dim=1)
-            if any(o.dim() != outs[0].dim() for o in outs):  # the language broadcasts equal ranks only
-                raise ValueError("add needs inputs of the same rank")
-            return functools.reduce(operator.add, outs)  # torch's broadcasting decides the rest
+            if any(o.dim() != outs[0].dim() for o in outs):  # the language's add broadcasts equal ranks only
+                raise ValueError("add needs equal ranks")
+            return functools.reduce(operator.add, outs)  # torch's broadcasting (sizes equal or 1)
         if op in TWIN_ELEMENTWISE:
             return self.module(TWIN_ELEMENTWISE[op](layer), x)
         simple = {

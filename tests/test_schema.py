@@ -213,10 +213,10 @@ def test_wrong_value_types_are_located_at_the_value(value: str, expected: str) -
 
 
 def test_bad_header_values() -> None:
-    text = "name: 1abc\ninput: [3, 4]\nlayers: [relu]\n"
+    text = "name: 1abc\ninput: [3, 4, 5, 6]\nlayers: [relu]\n"
     found = errors(text)
-    assert [loc for loc, _ in found] == [at(text, "1abc"), at(text, "[3, 4]")]
-    assert "expected features ([F]) or channels×height×width ([C, H, W])" in found[1][1]
+    assert [loc for loc, _ in found] == [at(text, "1abc"), at(text, "[3, 4, 5, 6]")]
+    assert "at most 3 items" in found[1][1]
 
 
 def test_empty_layers_are_refused() -> None:

@@ -28,7 +28,7 @@ import netspec
 from netspec.compiler.graph import INPUT, Graph
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from twins import TWINS, copy_state, layer_signature, loose_parameters, stateful_in_call_order  # noqa: E402  (tests/ is not a package)
+from twins import STATE_MAPS, TWINS, copy_state, layer_signature, loose_parameters, stateful_in_call_order  # noqa: E402  (tests/ is not a package)
 
 ROOT = Path(__file__).resolve().parents[1]
 SPECS_DIR = ROOT / "specs"
@@ -149,13 +149,10 @@ def _operands(node: fx.Node, target: Any, claimed: set[fx.Node]) -> list[Any]:
 
 
 def fx_nodes_of(graph: Graph, module: fx.GraphModule) -> dict[str, fx.Node]:
-    """Which fx node computes each IR node: as the code generator recorded it (ops emitted as
-    several calls, e.g. channel_shuffle, end in one), else modules by their dotted name and
-    merges by their operands."""
-    recorded = module.meta.get("netspec_outputs")
-    if recorded is not None:
+    """Which fx node computes each IR node: modules by their dotted name, merges by their operands."""
+    if "netspec_values" in module.meta:  # recorded by to_graph_module: exact, also for multi-call ops
         by_name = {n.name: n for n in module.graph.nodes}
-        return {node.name: by_name[recorded[node.name]] for node in graph.nodes()}
+        return {ir: by_name[fx_name] for ir, fx_name in module.meta["netspec_values"].items()}
     by_target = {n.target: n for n in module.graph.nodes if n.op == "call_module"}
     functions = [n for n in module.graph.nodes if n.op == "call_function"]
     placeholders = [n for n in module.graph.nodes if n.op == "placeholder"]
@@ -213,6 +210,10 @@ def test_module_has_the_twins_structure(path: Path) -> None:
     graph = graph_of(path)
     meta = torch.device("meta")
     model, twin = compiled(graph, meta), twin_of(graph, meta)
+    if graph.name in STATE_MAPS:  # the same tensors under the twin's names, every one
+        ours_by_name = {k: tuple(v.shape) for k, v in STATE_MAPS[graph.name](model.state_dict()).items()}
+        assert ours_by_name == {k: tuple(v.shape) for k, v in twin.state_dict().items()}
+        return
     x = example(graph, meta, batch=1)
     ours = [layer_signature(m) for m in stateful_in_call_order(model, x)]
     theirs = [layer_signature(m) for m in stateful_in_call_order(twin, x)]
@@ -239,7 +240,10 @@ def test_twin_with_the_same_weights_gives_the_same_outputs(path: Path) -> None:
     cpu = torch.device("cpu")
     model, twin = compiled(graph, cpu, seed=0), twin_of(graph, cpu)
     x = example(graph, cpu)
-    copy_state(model, twin, x)
+    if graph.name in STATE_MAPS:
+        twin.load_state_dict(STATE_MAPS[graph.name](model.state_dict()), strict=True)
+    else:
+        copy_state(model, twin, x)
     for training in (False, True):  # eval: running statistics; training: batch statistics and dropout
         model.train(training)
         twin.train(training)

@@ -510,6 +510,227 @@ def resnet50_imagenet() -> nn.Module:
     return ResNet(Bottleneck, [3, 4, 6, 3])
 
 
+# ============================================================ D2L sequences (chapters 10-11)
+class RowClassifier(nn.Module):
+    """An RNN classifier over Fashion-MNIST rows (28 steps of 28 pixels): the recurrent layer's
+    final hidden state, then a linear layer, as D2L 10's RNN models use nn.LSTM / nn.GRU."""
+
+    def __init__(self, cell: type[nn.Module], num_hiddens: int = 128, num_layers: int = 1):
+        super().__init__()
+        self.rnn = cell(28, num_hiddens, num_layers=num_layers, batch_first=True)
+        self.linear = nn.Linear(num_hiddens, 10)
+
+    def forward(self, X: torch.Tensor) -> torch.Tensor:
+        _, state = self.rnn(X.reshape(-1, 28, 28))
+        H = state[0] if isinstance(state, tuple) else state  # LSTM: (H, C)
+        return self.linear(H[-1])
+
+
+class PatchEmbedding(nn.Module):
+    """D2L 11.8 (the book's LazyConv2d given its one input channel)."""
+
+    def __init__(self, img_size: int = 96, patch_size: int = 16, num_hiddens: int = 512):
+        super().__init__()
+        self.num_patches = (img_size // patch_size) ** 2
+        self.conv = nn.Conv2d(1, num_hiddens, kernel_size=patch_size, stride=patch_size)  # the book's LazyConv2d, on 1 channel
+
+    def forward(self, X: torch.Tensor) -> torch.Tensor:
+        return self.conv(X).flatten(2).transpose(1, 2)
+
+
+class ViTMLP(nn.Module):
+    """D2L 11.8."""
+
+    def __init__(self, mlp_num_hiddens: int, mlp_num_outputs: int, dropout: float = 0.5):
+        super().__init__()
+        self.dense1 = nn.Linear(mlp_num_outputs, mlp_num_hiddens)
+        self.gelu = nn.GELU()
+        self.dropout1 = nn.Dropout(dropout)
+        self.dense2 = nn.Linear(mlp_num_hiddens, mlp_num_outputs)
+        self.dropout2 = nn.Dropout(dropout)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.dropout2(self.dense2(self.dropout1(self.gelu(self.dense1(x)))))
+
+
+class MultiHeadAttention(nn.Module):
+    """D2L 11.5 (W_q, W_k, W_v, W_o; transpose_qkv / transpose_output), with its
+    DotProductAttention's softmax(QKᵀ/√d)·dropout written as scaled_dot_product_attention,
+    which draws the weights' dropout mask as netspec's nn.MultiheadAttention does."""
+
+    def __init__(self, num_hiddens: int, num_heads: int, dropout: float, bias: bool = False):
+        super().__init__()
+        self.num_heads = num_heads
+        self.dropout = dropout
+        self.W_q = nn.Linear(num_hiddens, num_hiddens, bias=bias)
+        self.W_k = nn.Linear(num_hiddens, num_hiddens, bias=bias)
+        self.W_v = nn.Linear(num_hiddens, num_hiddens, bias=bias)
+        self.W_o = nn.Linear(num_hiddens, num_hiddens, bias=bias)
+
+    def transpose_qkv(self, X: torch.Tensor) -> torch.Tensor:
+        X = X.reshape(X.shape[0], X.shape[1], self.num_heads, -1)
+        return X.permute(0, 2, 1, 3)  # (batch, heads, steps, width / heads)
+
+    def forward(self, queries: torch.Tensor, keys: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
+        q, k, v = self.transpose_qkv(self.W_q(queries)), self.transpose_qkv(self.W_k(keys)), self.transpose_qkv(self.W_v(values))
+        out = F.scaled_dot_product_attention(q, k, v, dropout_p=self.dropout if self.training else 0.0)
+        out = out.permute(0, 2, 1, 3)
+        return self.W_o(out.reshape(out.shape[0], out.shape[1], -1))
+
+
+class ViTBlock(nn.Module):
+    """D2L 11.8."""
+
+    def __init__(self, num_hiddens: int, norm_shape: int, mlp_num_hiddens: int, num_heads: int, dropout: float, use_bias: bool = False):
+        super().__init__()
+        self.ln1 = nn.LayerNorm(norm_shape)
+        self.attention = MultiHeadAttention(num_hiddens, num_heads, dropout, use_bias)
+        self.ln2 = nn.LayerNorm(norm_shape)
+        self.mlp = ViTMLP(mlp_num_hiddens, num_hiddens, dropout)
+
+    def forward(self, X: torch.Tensor) -> torch.Tensor:
+        X = X + self.attention(*([self.ln1(X)] * 3))
+        return X + self.mlp(self.ln2(X))
+
+
+class ViT(nn.Module):
+    """D2L 11.8's ViT with the book's settings (96, 16, 512, 2048, 8 heads, 2 blocks, 0.1, 0.1)."""
+
+    def __init__(self, img_size: int = 96, patch_size: int = 16, num_hiddens: int = 512, mlp_num_hiddens: int = 2048,
+                 num_heads: int = 8, num_blks: int = 2, emb_dropout: float = 0.1, blk_dropout: float = 0.1,
+                 use_bias: bool = False, num_classes: int = 10):
+        super().__init__()
+        self.patch_embedding = PatchEmbedding(img_size, patch_size, num_hiddens)
+        self.cls_token = nn.Parameter(torch.zeros(1, 1, num_hiddens))
+        num_steps = self.patch_embedding.num_patches + 1  # Add the cls token
+        self.pos_embedding = nn.Parameter(torch.randn(1, num_steps, num_hiddens) * 0.02)
+        self.dropout = nn.Dropout(emb_dropout)
+        self.blks = nn.Sequential()
+        for i in range(num_blks):
+            self.blks.add_module(f"{i}", ViTBlock(num_hiddens, num_hiddens, mlp_num_hiddens, num_heads, blk_dropout, use_bias))
+        self.head = nn.Sequential(nn.LayerNorm(num_hiddens), nn.Linear(num_hiddens, num_classes))
+
+    def forward(self, X: torch.Tensor) -> torch.Tensor:
+        X = self.patch_embedding(X)
+        X = torch.cat((self.cls_token.expand(X.shape[0], -1, -1), X), 1)
+        X = self.dropout(X + self.pos_embedding)
+        for blk in self.blks:
+            X = blk(X)
+        return self.head(X[:, 0])
+
+
+class AddNorm(nn.Module):
+    """D2L 11.7: layer norm of a residual sum, dropout on the sublayer's output."""
+
+    def __init__(self, norm_shape: int, dropout: float):
+        super().__init__()
+        self.dropout = nn.Dropout(dropout)
+        self.ln = nn.LayerNorm(norm_shape)
+
+    def forward(self, X: torch.Tensor, Y: torch.Tensor) -> torch.Tensor:
+        return self.ln(self.dropout(Y) + X)
+
+
+class PositionWiseFFN(nn.Module):
+    """D2L 11.7 (its LazyLinear given the input width)."""
+
+    def __init__(self, ffn_num_hiddens: int, ffn_num_outputs: int):
+        super().__init__()
+        self.dense1 = nn.Linear(ffn_num_outputs, ffn_num_hiddens)
+        self.relu = nn.ReLU()
+        self.dense2 = nn.Linear(ffn_num_hiddens, ffn_num_outputs)
+
+    def forward(self, X: torch.Tensor) -> torch.Tensor:
+        return self.dense2(self.relu(self.dense1(X)))
+
+
+class TransformerEncoderBlock(nn.Module):
+    """D2L 11.7 (post-norm)."""
+
+    def __init__(self, num_hiddens: int, ffn_num_hiddens: int, num_heads: int, dropout: float, use_bias: bool = False):
+        super().__init__()
+        self.attention = MultiHeadAttention(num_hiddens, num_heads, dropout, use_bias)
+        self.addnorm1 = AddNorm(num_hiddens, dropout)
+        self.ffn = PositionWiseFFN(ffn_num_hiddens, num_hiddens)
+        self.addnorm2 = AddNorm(num_hiddens, dropout)
+
+    def forward(self, X: torch.Tensor) -> torch.Tensor:
+        Y = self.addnorm1(X, self.attention(X, X, X))
+        return self.addnorm2(Y, self.ffn(Y))
+
+
+class PositionalEncoding(nn.Module):
+    """D2L 11.6: a fixed sinusoidal table P (a plain tensor, not state), then dropout."""
+
+    def __init__(self, num_hiddens: int, dropout: float, max_len: int = 1000):
+        super().__init__()
+        self.dropout = nn.Dropout(dropout)
+        self.P = torch.zeros((1, max_len, num_hiddens))
+        X = torch.arange(max_len, dtype=torch.float32).reshape(-1, 1) / torch.pow(
+            10000, torch.arange(0, num_hiddens, 2, dtype=torch.float32) / num_hiddens)
+        self.P[:, :, 0::2] = torch.sin(X)
+        self.P[:, :, 1::2] = torch.cos(X)
+
+    def forward(self, X: torch.Tensor) -> torch.Tensor:
+        X = X + self.P[:, :X.shape[1], :].to(X.device)
+        return self.dropout(X)
+
+
+class RowTransformer(nn.Module):
+    """D2L 11.7's TransformerEncoder over Fashion-MNIST rows: a linear embedding of each row
+    (for the token embedding), positions, two encoder blocks, the mean over the steps, a head."""
+
+    def __init__(self, num_hiddens: int = 64, ffn_num_hiddens: int = 128, num_heads: int = 4, num_blks: int = 2, dropout: float = 0.1):
+        super().__init__()
+        self.embed = nn.Linear(28, num_hiddens)
+        self.pos_encoding = PositionalEncoding(num_hiddens, dropout)
+        self.blks = nn.Sequential()
+        for i in range(num_blks):
+            self.blks.add_module(str(i), TransformerEncoderBlock(num_hiddens, ffn_num_hiddens, num_heads, dropout))
+        self.head = nn.Linear(num_hiddens, 10)
+
+    def forward(self, X: torch.Tensor) -> torch.Tensor:
+        X = self.pos_encoding(self.embed(X.reshape(-1, 28, 28)))
+        for blk in self.blks:
+            X = blk(X)
+        return self.head(X.mean(dim=1))
+
+
+def encoder_state(ours: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """netspec's transformer_encoder_layer names under D2L's (TransformerEncoderBlock)."""
+    out: dict[str, torch.Tensor] = {}
+    renames = {".ln1.": ".addnorm1.ln.", ".ln2.": ".addnorm2.ln.", ".dense1.": ".ffn.dense1.", ".dense2.": ".ffn.dense2.",
+               ".attention.out_proj.": ".attention.W_o."}
+    for key, value in ours.items():
+        if key.endswith(".attention.in_proj_weight"):
+            prefix = key.removesuffix("in_proj_weight")
+            for name, part in zip(("W_q", "W_k", "W_v"), value.chunk(3)):
+                out[f"{prefix}{name}.weight"] = part
+            continue
+        for old, new in renames.items():
+            key = key.replace(old, new)
+        out[key] = value
+    return out
+
+
+def vit_state(ours: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """netspec's ViT state_dict under D2L's names: nn.MultiheadAttention packs W_q, W_k, W_v
+    into in_proj_weight (rows in that order) and names W_o out_proj."""
+    out: dict[str, torch.Tensor] = {}
+    for key, value in ours.items():
+        if key.endswith(".attention.in_proj_weight"):
+            prefix = key.removesuffix("in_proj_weight")
+            for name, part in zip(("W_q", "W_k", "W_v"), value.chunk(3)):
+                out[f"{prefix}{name}.weight"] = part
+        elif key.endswith(".attention.out_proj.weight"):
+            out[key.replace("out_proj", "W_o")] = value
+        else:
+            renamed = {"patch_embedding.weight": "patch_embedding.conv.weight", "patch_embedding.bias": "patch_embedding.conv.bias",
+                       "norm.weight": "head.0.weight", "norm.bias": "head.0.bias", "head.weight": "head.1.weight", "head.bias": "head.1.bias"}
+            out[renamed.get(key, key)] = value
+    return out
+
+
 # ============================================================ spec name -> twin
 TWINS: dict[str, Callable[[], nn.Module]] = {
     "linear_regression": linear_regression,
@@ -530,8 +751,16 @@ TWINS: dict[str, Callable[[], nn.Module]] = {
     "googlenet_imagenet": GoogLeNet,
     "resnet18_imagenet": resnet18_imagenet,
     "resnet50_imagenet": resnet50_imagenet,
+    "vit": ViT,
+    "lstm": lambda: RowClassifier(nn.LSTM),
+    "gru": lambda: RowClassifier(nn.GRU),
+    "transformer_encoder": RowTransformer,
 }
 TWINS.update(VISION_TWINS)  # today's vision networks: tests/twins_vision.py
+
+# Twins whose names differ from the spec's in a known way: spec name -> our state_dict in the
+# twin's names. These are compared by name (strict load) instead of pairing layers in call order.
+STATE_MAPS: dict[str, Callable[[dict[str, torch.Tensor]], dict[str, torch.Tensor]]] = {"vit": vit_state, "transformer_encoder": encoder_state}
 
 
 # --------------------------------------------------------------------------- pairing with netspec's modules

@@ -110,6 +110,7 @@ class OpDef:
     # The tensors autograd saves for backward (netspec/compiler/memory.py). Default: its inputs.
     saved: Callable[[Attrs, list[Shape], Shape], Saved] = _saves_inputs
     view: bool = False  # the output shares its input's storage (flatten, identity)
+    takes_tokens: bool = False  # integer token ids (shapes.Tokens) are refused unless set
     examples: tuple[Example, ...] = ()  # every built-in op has some: tests/test_op_conformance.py
 
 

@@ -314,27 +314,26 @@ class BlockDef(Model):
     examples: list[dict[str, Any]] = Field(default_factory=list, description="calls for `netspec ops` and the tests: {input, args, before, from}")
 
 
-MAX_DIM = 1_000_000
+class TokenInput(Model):
+    """`input: {tokens: T, vocab: V}`: sequences of T integer token ids in [0, V)."""
+
+    tokens: Annotated[int, Field(strict=True, gt=0, le=1_000_000)]
+    vocab: Annotated[int, Field(strict=True, gt=0, le=100_000_000)]
 
 
-def _input_shape(value: Any) -> list[int]:
-    """`input: 784`, `[784]` or `[C, H, W]`, each a positive integer (never "3", true or 28.0)."""
-    shape = value if isinstance(value, list) else [value]
-    if not all(isinstance(d, int) and not isinstance(d, bool) and 0 < d <= MAX_DIM for d in shape) or len(shape) not in (1, 3):
-        raise PydanticCustomError(
-            "input_shape",
-            "expected features ([F]) or channels×height×width ([C, H, W]) as positive integers"
-            " (at most {most}), got {got}",
-            {"most": f"{MAX_DIM:,}", "got": repr(value)[:100]},
-        )
-    return list(shape)
+def _input_kind(value: Any) -> str:
+    """One member of `input`'s union checks each value (one message per mistake, no union noise)."""
+    return "input-tokens" if isinstance(value, dict) else "input-shape" if isinstance(value, list) else "input-features"
 
 
-_DIM_SCHEMA = {"type": "integer", "minimum": 1, "maximum": MAX_DIM}
-InputShape = Annotated[
-    Any,
-    PlainValidator(_input_shape),
-    WithJsonSchema({"anyOf": [_DIM_SCHEMA, {"type": "array", "items": _DIM_SCHEMA, "minItems": 1, "maxItems": 3, "not": {"minItems": 2, "maxItems": 2}}]}),
+InputDim = Annotated[int, Field(strict=True, gt=0, le=1_000_000)]
+SpecInput = Annotated[
+    Union[
+        Annotated[InputDim, Tag("input-features")],
+        Annotated[list[InputDim], Field(min_length=1, max_length=3), Tag("input-shape")],
+        Annotated[TokenInput, Tag("input-tokens")],
+    ],
+    Discriminator(_input_kind),
 ]
 
 
@@ -343,7 +342,7 @@ class Spec(Model):
 
     name: TypeName
     description: str = ""
-    input: InputShape
+    input: SpecInput = Field(description="[F], [T, D], [C, H, W] or {tokens: T, vocab: V}")
     init: Init = "default"
     blocks: dict[TypeName, BlockDef] = Field(default_factory=dict)
     layers: Annotated[list[LayerItem], Field(min_length=1, max_length=MAX_LAYERS_PER_LIST)]
@@ -352,9 +351,18 @@ class Spec(Model):
     variants: dict[TypeName, Variant] = Field(default_factory=dict, description="model family members (netspec/compiler/variants.py)")
     variant: Optional[TypeName] = Field(None, description="the variant built unless --variant names another")
 
+    @field_validator("input")
+    @classmethod
+    def _shape(cls, value: Any) -> Any:
+        return [value] if isinstance(value, int) else value
 
     @property
     def input_shape(self) -> tuple[int, ...]:
+        """[F], [T, D] or [C, H, W] floats, or `Tokens((T,), V)` for `{tokens: T, vocab: V}`."""
+        if isinstance(self.input, TokenInput):
+            from netspec.compiler.shapes import Tokens
+
+            return Tokens((self.input.tokens,), self.input.vocab)
         return tuple(self.input)  # type: ignore[arg-type]
 
 

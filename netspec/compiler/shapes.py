@@ -1,6 +1,8 @@
 """Shape arithmetic shared by the op rules: the window formula and readable shapes.
 
-Shapes never include the batch dimension: `(C, H, W)` for images, `(F,)` for features.
+Shapes never include the batch dimension: `(C, H, W)` for images, `(F,)` for features,
+`(T, D)` for sequences (steps × features). Integer token ids `(T,)` are a `Tokens` shape,
+which also carries the vocabulary size; every other shape holds floats.
 """
 from __future__ import annotations
 
@@ -10,12 +12,34 @@ from typing import Any
 Shape = tuple[int, ...]
 
 
+class Tokens(tuple):
+    """A shape of integer token ids (`(T,)`) from a vocabulary of `vocab` ids.
+
+    A tuple, so rules that only read dimensions work unchanged; ops that take token ids
+    say so (`OpDef.takes_tokens`), every other op refuses them before its rule runs.
+    """
+
+    vocab: int
+
+    def __new__(cls, dims: tuple[int, ...], vocab: int) -> "Tokens":
+        self = super().__new__(cls, dims)
+        self.vocab = vocab
+        return self
+
+    def __reduce__(self) -> Any:
+        return (Tokens, (tuple(self), self.vocab))
+
+    def __repr__(self) -> str:
+        return f"Tokens({tuple(self)!r}, vocab={self.vocab})"
+
+
 class ShapeError(ValueError):
     """A shape rule failed; the message explains the numbers, the caller adds the location."""
 
 
 def fmt(shape: Shape) -> str:
-    return "×".join(str(d) for d in shape)
+    text = "×".join(str(d) for d in shape)
+    return f"{text} token ids (vocab {shape.vocab})" if isinstance(shape, Tokens) else text
 
 
 def pair(value: Any) -> tuple[int, int]:
@@ -50,3 +74,9 @@ def require_features(shape: Shape, what: str) -> int:
     if len(shape) != 1:
         raise ShapeError(f"{what} expects a features input, got {fmt(shape)} (add a flatten layer before it)")
     return shape[0]
+
+
+def require_sequence(shape: Shape, what: str) -> tuple[int, int]:
+    if len(shape) != 2:
+        raise ShapeError(f"{what} expects a steps×features sequence ([T, D]), got {fmt(shape)}")
+    return shape  # type: ignore[return-value]

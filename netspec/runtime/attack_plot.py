@@ -38,6 +38,8 @@ def _as_image(t: torch.Tensor, image_shape: Sequence[int] | None) -> torch.Tenso
         shape = tuple(image_shape) if image_shape and math.prod(image_shape) == n else (
             (1, side, side) if side * side == n else (1, 1, n))
         t = t.reshape(shape)
+    if t.dim() == 2:  # a [T, D] sequence input (an image read row by row) is the picture itself
+        return t
     if t.shape[0] == 1:
         return t[0]
     if t.shape[0] == 3:

@@ -116,6 +116,9 @@ def _fit_to_input(splits: D.Splits, cfg: TrainConfig, input_shape: tuple[int, ..
     stored = tuple(splits.train_x.shape[1:])
     shown = "×".join(map(str, input_shape))
     what = f"{splits.name} examples are {'×'.join(map(str, stored))}"
+    if hasattr(input_shape, "vocab"):  # shapes.Tokens: `input: {tokens: T, vocab: V}`
+        raise DataError(f"the spec's input is {shown} token ids (vocab {input_shape.vocab}) but {what} of pixel values; "
+                        "no built-in dataset gives token ids yet")
     size: tuple[int, int] | None = (cfg.resize, cfg.resize) if cfg.resize else None
     if len(stored) == 3 and len(input_shape) == 3:
         if stored[0] != input_shape[0]:
@@ -156,7 +159,7 @@ def prepare_data(
     if input_shape is None:
         stored = tuple(splits.train_x.shape[1:])
         input_shape = (stored[0], cfg.resize, cfg.resize) if cfg.resize and len(stored) == 3 else stored
-    input_shape = tuple(input_shape)
+    input_shape = input_shape if isinstance(input_shape, tuple) else tuple(input_shape)  # keeps shapes.Tokens
     size, reshape = _fit_to_input(splits, cfg, input_shape)
 
     train_x, train_y = splits.train_x, splits.train_y

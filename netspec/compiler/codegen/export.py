@@ -44,7 +44,8 @@ def write(graph: Graph, output: Path) -> Path:
         from netspec.compiler.codegen.torch_fx import to_graph_module
 
         module = to_graph_module(graph).eval()
-        example = torch.zeros(1, *graph.input_shape)
+        dtype = torch.long if hasattr(graph.input_shape, "vocab") else torch.float32  # token ids are integers
+        example = torch.zeros(1, *graph.input_shape, dtype=dtype)
         buffer = io.BytesIO()  # exported in memory: a failed export never touches `output`
         try:
             # The TorchScript-based exporter: it needs only `onnx` (the torch.export-based one

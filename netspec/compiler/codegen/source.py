@@ -82,7 +82,14 @@ def constructor(module: nn.Module) -> str:
     if not cls.__module__.startswith("torch.nn") or getattr(nn, cls.__name__, None) is not cls:
         raise NetspecError(f"cannot write source for the custom module {cls.__name__}; use -o model.onnx or the Python API")
     args = []
-    for name, param in inspect.signature(cls.__init__).parameters.items():
+    parameters = dict(inspect.signature(cls.__init__).parameters)
+    base = next((c for c in cls.__mro__[1:] if "mode" in inspect.signature(c.__init__).parameters), None)
+    if base is not None and any(p.kind == p.VAR_POSITIONAL for p in parameters.values()):  # nn.LSTM(*args, **kwargs): RNNBase's, as keywords
+        parameters = {n: p.replace(kind=p.KEYWORD_ONLY, default=None if p.default is p.empty else p.default)
+                      for n, p in inspect.signature(base.__init__).parameters.items() if n not in ("self", "mode")}
+        if getattr(module, "nonlinearity", "tanh") != "tanh":  # nn.RNN's own keyword
+            args.append(f"nonlinearity={module.nonlinearity!r}")
+    for name, param in parameters.items():
         if name in ("self", "device", "dtype") or param.kind in (param.VAR_POSITIONAL, param.VAR_KEYWORD):
             continue
         if not hasattr(module, name):

@@ -61,9 +61,9 @@ class Emitter:
     def method(self, name: str, *args: Any, **kwargs: Any) -> fx.Node:
         return self.code.call_method(name, args, kwargs)
 
-    def module(self, module: nn.Module, *args: Any) -> fx.Node:
+    def module(self, module: nn.Module, *args: Any, **kwargs: Any) -> fx.Node:
         put_module(self.root, self.path, module)
-        return self.code.call_module(self.path, args)
+        return self.code.call_module(self.path, args, kwargs)
 
     def parameter(self, shape: tuple[int, ...], fill: float) -> fx.Node:
         """A learned tensor filled with `fill`; the fill is kept in the node's meta for `-o model.py`."""
@@ -211,6 +211,6 @@ def to_graph_module(graph: Graph) -> fx.GraphModule:
             values[node.name] = code.call_module(node.name, tuple(args))
     code.output(values[graph.output])
     module = fx.GraphModule(root, code, class_name=class_name(graph.name))
-    module.meta["netspec_outputs"] = {name: value.name for name, value in values.items()}  # IR node -> its fx node
+    module.meta["netspec_values"] = {name: value.name for name, value in values.items()}  # IR node -> the fx node of its value
     apply_init(module, graph)
     return module

@@ -21,6 +21,8 @@ FAMILY_COLOURS: dict[str, str] = {
     "merge": "#ffffb3",
     "reshape": "#e5e5e5",
     "regularization": "#fccde5",
+    "sequence": "#8dd3c7",
+    "attention": "#bebada",
 }
 OTHER_COLOUR = "#ffffff"
 BLOCK_FILL = "#dfe6ee"  # a collapsed block

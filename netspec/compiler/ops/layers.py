@@ -18,8 +18,14 @@ from netspec.compiler.schema_base import (
     Probability,
     Bool,
     ConvPadding,
+    value_type,
 )
 from netspec.compiler.shapes import Shape, ShapeError, fmt, pair, require_image, window_out
+
+Dim = value_type(
+    "dim", "an integer dimension (negative counts from the end)", lambda v: isinstance(v, int) and not isinstance(v, bool) and -64 <= v < 64,
+    {"type": "integer", "minimum": -64, "maximum": 63},
+)
 
 
 def _kxk(value: object) -> str:
@@ -264,18 +270,46 @@ register(
 
 
 # ---------------------------------------------------------------- reshaping and regularisation
+class FlattenParams(Model):
+    """Flatten non-batch dimensions start..end (both included; default all)."""
+
+    start: Dim = 0
+    end: Dim = -1
+
+
+def _flatten_dims(a: Attrs, ins: list[Shape]) -> tuple[int, int]:
+    rank = len(ins[0])
+    start, end = (d % rank if -rank <= d < rank else None for d in (a["start"], a["end"]))
+    if start is None or end is None or start > end:
+        raise ShapeError(f"start {a['start']} .. end {a['end']} must be dimensions of {fmt(ins[0])} in order (the batch is not counted)")
+    return start, end
+
+
+def _flatten_shape(a: Attrs, ins: list[Shape]) -> Shape:
+    start, end = _flatten_dims(a, ins)
+    return (*ins[0][:start], math.prod(ins[0][start : end + 1]), *ins[0][end + 1 :])
+
+
+def _flatten_torch(a: Attrs, ins: list[Shape]):
+    from torch import nn
+
+    start, end = _flatten_dims(a, ins)
+    return nn.Flatten(start + 1, -1 if end == len(ins[0]) - 1 else end + 1)
+
+
 register(
     OpDef(
         name="flatten",
-        params=NoParams,
-        shape=lambda a, ins: (math.prod(ins[0]),),
-        torch=lambda a, ins: __import__("torch").nn.Flatten(),
+        params=FlattenParams,
+        shape=_flatten_shape,
+        torch=_flatten_torch,
         family="reshape",
-        label=lambda a: "flatten",
-        doc="Flatten C×H×W to features (nn.Flatten).",
+        label=lambda a: "flatten" if (a["start"], a["end"]) == (0, -1) else f"flatten {a['start']}..{a['end']}",
+        doc="Flatten non-batch dimensions start..end (nn.Flatten; default all: C×H×W to features). "
+        "start 1 turns a C×H×W patch grid into C×(H·W).",
+        examples=examples(({}, (3, 4, 5)), ({}, (6,)), ({"start": 1}, (4, 3, 2)), ({"start": 0, "end": 1}, (2, 3, 4))),
         view=True,
         saved=lambda a, ins, out: SAVES_NOTHING,
-        examples=examples(({}, (3, 4, 5)), ({}, (6,))),
     )
 )
 

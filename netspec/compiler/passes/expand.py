@@ -2,7 +2,7 @@
 
 Walks the layer lists in order. Each item's `$refs` are substituted from its block's
 parameters (and the shape of its input: `in_channels`, `in_height`, `in_width`,
-`in_features`; inside a block also the block's input: `block_in_channels`, ...), its
+`in_features`, `in_steps`; inside a block also the block's input: `block_in_channels`, ...), its
 `when:` decides whether it is kept (in a `compact` list a skipped layer leaves no name and
 no position, as torchvision's conditional `layers.append`), it is validated against its op's
 schema, and then it is either added as a node (shape inferred at once, since later blocks
@@ -87,6 +87,8 @@ def resolve_init(value: Any) -> InitSpec:
 def _shape_vars(shape: tuple[int, ...]) -> dict[str, int]:
     if len(shape) == 3:
         return {"in_channels": shape[0], "in_height": shape[1], "in_width": shape[2]}
+    if len(shape) == 2:  # a [T, D] sequence: features are the last dimension, as linear reads them
+        return {"in_steps": shape[0], "in_features": shape[1]}
     return {"in_channels": shape[0], "in_features": shape[0]}
 
 

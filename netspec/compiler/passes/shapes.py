@@ -9,7 +9,7 @@ import math
 
 from netspec.compiler import registry
 from netspec.compiler.graph import INPUT, Graph, Node
-from netspec.compiler.shapes import ShapeError, fmt
+from netspec.compiler.shapes import ShapeError, Tokens, fmt
 from netspec.errors import SpecError
 
 MAX_ELEMENTS = 2**60  # elements of one tensor: ×8 bytes still fits torch's int64 sizes
@@ -26,8 +26,15 @@ def infer_node(graph: Graph, node: Node) -> None:
     if not op.min_inputs <= len(in_shapes) <= op.max_inputs:
         want = op.min_inputs if op.min_inputs == op.max_inputs else f"{op.min_inputs} or more"
         raise SpecError.at(node.location, f"{node.op} {node.name!r}: takes {want} input(s), got {len(in_shapes)}")
+    tokens = next((s for s in in_shapes if isinstance(s, Tokens)), None)
+    if tokens is not None and not op.takes_tokens:
+        raise SpecError.at(
+            node.location,
+            f"{node.op} {node.name!r}: expects float values, got {fmt(tokens)}; an embedding layer turns token ids into vectors",
+        )
     try:
-        node.shape = tuple(op.shape(node.attrs, in_shapes))  # type: ignore[arg-type]
+        shape = op.shape(node.attrs, in_shapes)  # type: ignore[arg-type]
+        node.shape = shape if isinstance(shape, tuple) else tuple(shape)
     except ShapeError as exc:
         raise SpecError.at(node.location, f"{node.op} {node.name!r}: {exc}") from None
     if math.prod(node.shape) > MAX_ELEMENTS:

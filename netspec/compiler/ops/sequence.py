@@ -1,0 +1,517 @@
+"""Sequence ops (d2l chapters 9-11): embedding, positional encodings, class token, self-attention,
+recurrent layers, and axis ops over `[T, D]` (steps × features) inputs.
+
+Dimensions in parameters (`dim`, `start`, ...) count the non-batch dimensions from 0, negative
+ones from the end, as everywhere in a spec: the batch stays first and symbolic.
+"""
+from __future__ import annotations
+
+import math
+import operator
+from typing import Literal, Optional
+
+from netspec.compiler.ops.layers import Dim
+from netspec.compiler.registry import Attrs, Emit, OpDef, examples, register
+from netspec.compiler.schema_base import Bool, Model, NonNegInt, PosInt, Probability, value_type
+from netspec.compiler.shapes import Shape, ShapeError, Tokens, fmt, require_sequence
+
+MAX_DIMS = 64
+
+
+def _is_int(v: object) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+Index = value_type(
+    "index", "an integer index (negative counts from the end)", lambda v: _is_int(v) and abs(v) <= 1_000_000,
+    {"type": "integer", "minimum": -1_000_000, "maximum": 1_000_000},
+)
+DimPair = value_type(
+    "dim_pair", "a list of two integer dimensions",
+    lambda v: isinstance(v, (list, tuple)) and len(v) == 2 and all(_is_int(x) and -MAX_DIMS <= x < MAX_DIMS for x in v),
+    {"type": "array", "items": {"type": "integer", "minimum": -MAX_DIMS, "maximum": MAX_DIMS - 1}, "minItems": 2, "maxItems": 2},
+)
+ReshapeDims = value_type(
+    "reshape_dims", "a list of positive integers, at most one -1",
+    lambda v: isinstance(v, (list, tuple)) and 0 < len(v) <= MAX_DIMS and all(_is_int(x) and (0 < x <= 1_000_000 or x == -1) for x in v)
+    and list(v).count(-1) <= 1,
+    {"type": "array", "items": {"type": "integer", "minimum": -1}, "minItems": 1, "maxItems": MAX_DIMS},
+)
+
+
+def axis(d: int, shape: Shape, what: str) -> int:
+    """A non-batch dimension `d` of `shape`, as a non-negative index."""
+    if not -len(shape) <= d < len(shape):
+        raise ShapeError(f"{what} {d} is out of range for {fmt(shape)} ({len(shape)} dimensions; the batch is not counted)")
+    return d % len(shape)
+
+
+# ---------------------------------------------------------------- embedding
+class EmbeddingParams(Model):
+    """A learned `dim`-vector per token id (the vocabulary comes from the input)."""
+
+    dim: PosInt
+
+
+def _embedding_shape(a: Attrs, ins: list[Shape]) -> Shape:
+    if not isinstance(ins[0], Tokens):
+        raise ShapeError(f"embedding expects token ids (input: {{tokens: T, vocab: V}}), got float values {fmt(ins[0])}")
+    return (*ins[0], a["dim"])
+
+
+register(
+    OpDef(
+        name="embedding",
+        params=EmbeddingParams,
+        shape=_embedding_shape,
+        torch=lambda a, ins: __import__("torch").nn.Embedding(ins[0].vocab, a["dim"]),
+        family="sequence",
+        label=lambda a: f"embedding {a['dim']}",
+        doc="Token ids [T] (vocabulary V) to vectors [T, dim] (nn.Embedding(V, dim)).",
+        count_params=lambda a, ins, out: ins[0].vocab * a["dim"],
+        takes_tokens=True,
+        examples=examples(({"dim": 4}, Tokens((6,), 10)), ({"dim": 3}, Tokens((1,), 2))),
+    )
+)
+
+
+# ---------------------------------------------------------------- positional encodings
+class PositionalParams(Model):
+    """Add a position code to each step: fixed sines and cosines (d2l 11.6) or a learned table."""
+
+    kind: Literal["sinusoidal", "learned"] = "sinusoidal"
+    max_len: Optional[PosInt] = None
+
+
+def _table_len(a: Attrs, ins: list[Shape]) -> int:
+    t = ins[0][0]
+    return a["max_len"] if a["max_len"] is not None else (1000 if a["kind"] == "sinusoidal" else t)
+
+
+def _positional_shape(a: Attrs, ins: list[Shape]) -> Shape:
+    t, d = require_sequence(ins[0], "positional_encoding")
+    if t > _table_len(a, ins):
+        raise ShapeError(f"a sequence of {t} steps is longer than the positional table (max_len {_table_len(a, ins)})")
+    if a["kind"] == "sinusoidal" and d % 2:
+        raise ShapeError(f"sinusoidal encoding pairs sines and cosines: the width must be even, got {d}")
+    return ins[0]
+
+
+def _positional_torch(a: Attrs, ins: list[Shape]) -> Emit:
+    """Sinusoidal: P[t, 2i] = sin(t / 10000^(2i/D)), P[t, 2i+1] = cos(...), computed as d2l does,
+    in the forward (nothing stored). Learned: a parameter [1, max_len, D] at the node's path
+    (torchvision's pos_embedding), its first T rows added."""
+    import torch
+
+    t, d = ins[0]
+    length = _table_len(a, ins)
+
+    def sinusoidal(e, xs):
+        steps = e.method("reshape", e.call(torch.arange, t, dtype=torch.float32), -1, 1)
+        rates = e.call(torch.pow, 10000, e.call(operator.truediv, e.call(torch.arange, 0, d, 2, dtype=torch.float32), d))
+        angles = e.call(operator.truediv, steps, rates)
+        table = e.call(torch.flatten, e.call(torch.stack, [e.call(torch.sin, angles), e.call(torch.cos, angles)], -1), -2)
+        return e.call(operator.add, xs[0], e.method("to", table, xs[0]))
+
+    def learned(e, xs):
+        table = e.parameter((1, length, d), 0.0)
+        if length > t:
+            table = e.call(torch.narrow, table, 1, 0, t)
+        return e.call(operator.add, xs[0], table)
+
+    return Emit(sinusoidal if a["kind"] == "sinusoidal" else learned)
+
+
+register(
+    OpDef(
+        name="positional_encoding",
+        params=PositionalParams,
+        shape=_positional_shape,
+        torch=_positional_torch,
+        family="sequence",
+        label=lambda a: f"{a['kind']} positions",
+        doc="Adds position codes to [T, D]: d2l's fixed sinusoids (max_len 1000) or a learned [max_len, D] table "
+        "(default max_len T, zero-initialised).",
+        count_params=lambda a, ins, out: _table_len(a, ins) * ins[0][1] if a["kind"] == "learned" else 0,
+        examples=examples(({}, (5, 6)), ({"kind": "learned"}, (4, 3)), ({"kind": "learned", "max_len": 9}, (4, 3))),
+    )
+)
+
+
+# ---------------------------------------------------------------- class token
+class NoParams(Model):
+    """An op without parameters."""
+
+
+def _class_token_torch(a: Attrs, ins: list[Shape]) -> Emit:
+    import torch
+
+    def build(e, xs):
+        token = e.parameter((1, 1, ins[0][1]), 0.0)
+        token = e.method("expand", token, e.method("size", xs[0], 0), -1, -1)
+        return e.call(torch.cat, [token, xs[0]], 1)
+
+    return Emit(build)
+
+
+def _class_token_shape(a: Attrs, ins: list[Shape]) -> Shape:
+    t, d = require_sequence(ins[0], "class_token")
+    return (t + 1, d)
+
+
+register(
+    OpDef(
+        name="class_token",
+        params=NoParams,
+        shape=_class_token_shape,
+        torch=_class_token_torch,
+        family="sequence",
+        label=lambda a: "class token",
+        doc="Prepends a learned [1, D] step (ViT's class token, zero-initialised as torchvision's): [T, D] -> [T+1, D].",
+        count_params=lambda a, ins, out: ins[0][1],
+        examples=examples(({}, (4, 6))),
+    )
+)
+
+
+# ---------------------------------------------------------------- self-attention
+class AttentionParams(Model):
+    """Multi-head self-attention over the steps."""
+
+    heads: PosInt
+    bias: Bool = True
+    dropout: Probability = 0.0
+    causal: Bool = False
+    pad_id: NonNegInt = 0
+
+
+def _memory(ins: list[Shape]) -> Shape:
+    """Where keys and values come from: a second float input, else the queries themselves
+    (a second input of token ids is a padding mask, not a memory)."""
+    return ins[1] if len(ins) == 2 and not isinstance(ins[1], Tokens) else ins[0]
+
+
+def _attention_shape(a: Attrs, ins: list[Shape]) -> Shape:
+    if isinstance(ins[0], Tokens):
+        raise ShapeError(f"expects float values [T, D] as its first input, got {fmt(ins[0])}; embed them first")
+    t, d = require_sequence(ins[0], "multihead_attention")
+    if len(ins) == 2 and isinstance(ins[1], Tokens):
+        if ins[1][0] != t:
+            raise ShapeError(f"the padding mask's token ids have {ins[1][0]} steps but the sequence has {t}")
+    elif len(ins) == 2:
+        require_sequence(ins[1], "multihead_attention's memory (second input)")
+    if d % a["heads"]:
+        raise ShapeError(f"heads={a['heads']} must divide the model width {d} (each head gets width/heads features)")
+    return ins[0]
+
+
+def _attention_torch(a: Attrs, ins: list[Shape]) -> Emit:
+    """nn.MultiheadAttention (its names: in_proj_weight, out_proj.weight, as torchvision's ViT)
+    with need_weights=False, so torch computes it with scaled_dot_product_attention. A second
+    input is the memory that keys and values come from (cross-attention; kdim = its width)."""
+    import torch
+    from torch import nn
+
+    (t, d), (tk, dk) = ins[0], _memory(ins)
+    padded = len(ins) == 2 and isinstance(ins[1], Tokens)
+    module = nn.MultiheadAttention(d, a["heads"], dropout=a["dropout"], bias=a["bias"], batch_first=True, kdim=dk, vdim=dk)
+    module.bias = a["bias"]  # the constructor's flag, for the `-o model.py` constructor line
+
+    def build(e, xs):
+        x, memory = xs[0], (xs[0] if padded else xs[-1])
+        masks = {}
+        if padded:  # True where a key step holds the padding id: no query attends to it
+            masks["key_padding_mask"] = e.call(operator.eq, xs[1], a["pad_id"])
+        if a["causal"]:  # True above the diagonal: step t attends to steps <= t
+            masks["attn_mask"] = e.method("triu", e.call(torch.ones, t, tk, dtype=torch.bool, device=e.call(getattr, x, "device")), 1)
+            masks["is_causal"] = True
+        out = e.module(module, x, memory, memory, need_weights=False, **masks)
+        # batch_first output is a transposed view of a step-major tensor: made N×T×D in memory,
+        # so what follows (dropout's mask, drawn in memory order, included) sees a plain layout
+        return e.method("contiguous", e.call(operator.getitem, out, 0))
+
+    return Emit(build)
+
+
+def _attention_params(a: Attrs, ins: list[Shape], out: Shape) -> int:
+    (_, d), (_, dk) = ins[0], _memory(ins)
+    return 2 * d * d + 2 * d * dk + (4 * d if a["bias"] else 0)
+
+
+def _attention_macs(a: Attrs, ins: list[Shape], out: Shape) -> int:
+    """Projections (queries and output 2·T·D², keys and values 2·S·Dₖ·D from the S×Dₖ memory)
+    plus per head Q·Kᵀ and A·V (T·S·D/heads each): self-attention (S = T, Dₖ = D) is
+    4·T·D² + 2·T²·D. A causal mask computes the masked half too."""
+    (t, d), (s, dk) = ins[0], _memory(ins)
+    return 2 * t * d * d + 2 * s * dk * d + 2 * t * s * d
+
+
+register(
+    OpDef(
+        name="multihead_attention",
+        params=AttentionParams,
+        shape=_attention_shape,
+        torch=_attention_torch,
+        family="attention",
+        label=lambda a: f"attention ×{a['heads']}" + (" causal" if a["causal"] else ""),
+        doc="Multi-head attention on [T, D] (nn.MultiheadAttention via scaled_dot_product_attention): self-attention, "
+        "or cross-attention to a second input [S, Dk] (from: [queries, memory]); heads, bias (of the projections; false "
+        "as d2l's ViT), dropout (of the weights), causal; token ids as the second input (from: [x, input]) mask the "
+        "keys whose id is pad_id (0). MACs 4·T·D² + 2·T²·D (self).",
+        count_params=_attention_params,
+        count_macs=_attention_macs,
+        max_inputs=2,
+        examples=examples(
+            ({"heads": 2}, (5, 8)),
+            ({"heads": 3, "bias": False, "dropout": 0.1}, (4, 6)),
+            ({"heads": 1, "causal": True}, (6, 4)),
+            ({"heads": 2}, [(5, 8), (3, 6)]),
+            ({"heads": 2, "bias": False, "causal": True}, [(4, 6), (4, 6)]),
+            ({"heads": 2, "pad_id": 3}, [(5, 8), Tokens((5,), 4)]),
+        ),
+        takes_tokens=True,  # as the padding mask's source; the shape rule refuses them as queries
+    )
+)
+
+
+# ---------------------------------------------------------------- recurrent layers
+class RecurrentParams(Model):
+    """A (stacked, optionally bidirectional) recurrent layer over the steps."""
+
+    hidden: PosInt
+    layers: PosInt = 1
+    bidirectional: Bool = False
+    dropout: Probability = 0.0
+    bias: Bool = True
+    output: Literal["sequence", "last"] = "sequence"
+
+
+class RnnParams(RecurrentParams):
+    nonlinearity: Literal["tanh", "relu"] = "tanh"
+
+
+_GATES = {"rnn": 1, "gru": 3, "lstm": 4}
+_CLASSES = {"rnn": "RNN", "gru": "GRU", "lstm": "LSTM"}
+
+
+def _recurrent_shape(kind: str):
+    def rule(a: Attrs, ins: list[Shape]) -> Shape:
+        t, _ = require_sequence(ins[0], kind)
+        width = a["hidden"] * (2 if a["bidirectional"] else 1)
+        return (t, width) if a["output"] == "sequence" else (width,)
+
+    return rule
+
+
+def _recurrent_weights(kind: str, a: Attrs, ins: list[Shape]) -> tuple[int, int]:
+    """(weights, biases) of all layers and directions: per layer gates·H·(I_l + H) weights."""
+    g, h, dirs = _GATES[kind], a["hidden"], 2 if a["bidirectional"] else 1
+    weights = sum(g * h * ((ins[0][1] if layer == 0 else dirs * h) + h) for layer in range(a["layers"])) * dirs
+    return weights, (2 * g * h * a["layers"] * dirs if a["bias"] else 0)
+
+
+def _recurrent_torch(kind: str):
+    def build_op(a: Attrs, ins: list[Shape]) -> Emit:
+        import torch
+        from torch import nn
+
+        extra = {"nonlinearity": a["nonlinearity"]} if kind == "rnn" else {}
+        module = getattr(nn, _CLASSES[kind])(
+            ins[0][1], a["hidden"], num_layers=a["layers"], bias=a["bias"], batch_first=True,
+            dropout=a["dropout"], bidirectional=a["bidirectional"], **extra,
+        )
+        dirs = 2 if a["bidirectional"] else 1
+
+        def build(e, xs):
+            out = e.module(module, xs[0])
+            if a["output"] == "sequence":
+                return e.call(operator.getitem, out, 0)
+            state = e.call(operator.getitem, out, 1)
+            if kind == "lstm":
+                state = e.call(operator.getitem, state, 0)  # h_n of (h_n, c_n)
+            if dirs == 1:
+                return e.call(operator.getitem, state, -1)  # the top layer's final state
+            top = e.call(torch.narrow, state, 0, (a["layers"] - 1) * dirs, 2)  # forward, backward
+            return e.call(torch.flatten, e.call(torch.permute, top, [1, 0, 2]), 1)
+
+        return Emit(build)
+
+    return build_op
+
+
+for _kind in ("rnn", "gru", "lstm"):
+    register(
+        OpDef(
+            name=_kind,
+            params=RnnParams if _kind == "rnn" else RecurrentParams,
+            shape=_recurrent_shape(_kind),
+            torch=_recurrent_torch(_kind),
+            family="sequence",
+            label=(lambda k: lambda a: f"{k} {a['hidden']}" + (f" ×{a['layers']}" if a["layers"] > 1 else "") + (" bi" if a["bidirectional"] else ""))(_kind),
+            doc=f"nn.{_CLASSES[_kind]} over [T, I] (batch first): hidden, layers, bidirectional, dropout (between layers), bias; "
+            f"output: the sequence [T, dirs·hidden] or the top layer's final state [dirs·hidden] (forward, backward). "
+            f"MACs per step {_GATES[_kind]}·H·(I_l + H) per layer and direction.",
+            count_params=(lambda k: lambda a, ins, out: sum(_recurrent_weights(k, a, ins)))(_kind),
+            count_macs=(lambda k: lambda a, ins, out: ins[0][0] * _recurrent_weights(k, a, ins)[0])(_kind),
+            examples=examples(
+                ({"hidden": 6}, (5, 4)),
+                ({"hidden": 3, "layers": 2, "bidirectional": True, "dropout": 0.2, "output": "last"}, (4, 5)),
+                ({"hidden": 4, "bias": False, "output": "last"}, (3, 2)),
+            ),
+        )
+    )
+
+
+# ---------------------------------------------------------------- axis ops
+class TransposeParams(Model):
+    """Swap two non-batch dimensions."""
+
+    dims: DimPair
+
+
+def _transpose_dims(a: Attrs, ins: list[Shape]) -> tuple[int, int]:
+    return axis(a["dims"][0], ins[0], "dim"), axis(a["dims"][1], ins[0], "dim")
+
+
+def _transpose_shape(a: Attrs, ins: list[Shape]) -> Shape:
+    i, j = _transpose_dims(a, ins)
+    out = list(ins[0])
+    out[i], out[j] = out[j], out[i]
+    return tuple(out)
+
+
+def _transpose_torch(a: Attrs, ins: list[Shape]) -> Emit:
+    import torch
+
+    i, j = _transpose_dims(a, ins)
+    return Emit(lambda e, xs: e.call(torch.transpose, xs[0], i + 1, j + 1))
+
+
+register(
+    OpDef(
+        name="transpose",
+        params=TransposeParams,
+        shape=_transpose_shape,
+        torch=_transpose_torch,
+        family="reshape",
+        label=lambda a: f"transpose {a['dims'][0]},{a['dims'][1]}",
+        doc="Swap two non-batch dimensions (torch.transpose, batch kept first): [0, 1] turns [T, D] into [D, T].",
+        examples=examples(({"dims": [0, 1]}, (3, 5)), ({"dims": [-1, 0]}, (2, 3, 4))),
+    )
+)
+
+
+class ReshapeParams(Model):
+    """New non-batch dimensions with the same number of values; one may be -1."""
+
+    shape: ReshapeDims
+
+
+def _reshape_dims(a: Attrs, ins: list[Shape]) -> tuple[int, ...]:
+    total, dims = math.prod(ins[0]), list(a["shape"])
+    known = math.prod(d for d in dims if d != -1)
+    if -1 in dims:
+        if total % known:
+            raise ShapeError(f"cannot reshape {fmt(ins[0])} ({total} values) to {dims}: {known} does not divide {total}")
+        dims[dims.index(-1)] = total // known
+    elif known != total:
+        raise ShapeError(f"cannot reshape {fmt(ins[0])} ({total} values) to {fmt(tuple(dims))} ({known} values)")
+    return tuple(dims)
+
+
+def _reshape_torch(a: Attrs, ins: list[Shape]) -> Emit:
+    dims = _reshape_dims(a, ins)
+    return Emit(lambda e, xs: e.method("reshape", xs[0], e.method("size", xs[0], 0), *dims))
+
+
+register(
+    OpDef(
+        name="reshape",
+        params=ReshapeParams,
+        shape=lambda a, ins: _reshape_dims(a, ins),
+        torch=_reshape_torch,
+        family="reshape",
+        label=lambda a: "reshape " + "×".join(map(str, a["shape"])),
+        doc="Reshape the non-batch dimensions (x.reshape(batch, *shape)); one entry may be -1. [1, 28, 28] -> [28, 28]: rows as steps.",
+        examples=examples(({"shape": [28, 28]}, (1, 28, 28)), ({"shape": [-1, 2]}, (3, 4)), ({"shape": [12]}, (3, 4))),
+    )
+)
+
+
+def _reduce(name: str, fn: str, doc: str) -> None:
+    class ReduceParams(Model):
+        """Reduce one non-batch dimension."""
+
+        dim: Dim
+
+    ReduceParams.__name__ = f"{name.title()}Params"
+
+    def shape(a: Attrs, ins: list[Shape]) -> Shape:
+        d = axis(a["dim"], ins[0], "dim")
+        return tuple(n for k, n in enumerate(ins[0]) if k != d) or (1,)
+
+    def build(a: Attrs, ins: list[Shape]) -> Emit:
+        import torch
+
+        d = axis(a["dim"], ins[0], "dim")
+        keep = len(ins[0]) == 1  # features -> one feature, not a bare batch
+        return Emit(lambda e, xs: e.call(getattr(torch, fn), xs[0], d + 1, keepdim=keep))
+
+    register(
+        OpDef(
+            name=name,
+            params=ReduceParams,
+            shape=shape,
+            torch=build,
+            family="pool",
+            label=lambda a: f"{name} dim {a['dim']}",
+            doc=doc,
+            examples=examples(({"dim": 0}, (5, 4)), ({"dim": -1}, (2, 3, 4)), ({"dim": 0}, (6,))),
+        )
+    )
+
+
+_reduce("mean", "mean", "Mean over one non-batch dimension (torch.mean): [T, D] with dim 0 -> [D], mean over the steps.")
+_reduce("max", "amax", "Maximum over one non-batch dimension (torch.amax): [T, D] with dim 0 -> [D].")
+
+
+class SelectParams(Model):
+    """One index of one non-batch dimension."""
+
+    dim: Dim
+    index: Index
+
+
+def _select_index(a: Attrs, ins: list[Shape]) -> tuple[int, int]:
+    d = axis(a["dim"], ins[0], "dim")
+    if not -ins[0][d] <= a["index"] < ins[0][d]:
+        raise ShapeError(f"index {a['index']} is out of range for dimension {d} of {fmt(ins[0])} (size {ins[0][d]})")
+    return d, a["index"]
+
+
+def _select_shape(a: Attrs, ins: list[Shape]) -> Shape:
+    d, _ = _select_index(a, ins)
+    if len(ins[0]) == 1:
+        raise ShapeError(f"select needs at least two dimensions, got {fmt(ins[0])} (the batch cannot be selected away)")
+    return tuple(n for k, n in enumerate(ins[0]) if k != d)
+
+
+def _select_torch(a: Attrs, ins: list[Shape]) -> Emit:
+    import torch
+
+    d, i = _select_index(a, ins)
+    return Emit(lambda e, xs: e.call(torch.select, xs[0], d + 1, i))
+
+
+register(
+    OpDef(
+        name="select",
+        params=SelectParams,
+        shape=_select_shape,
+        torch=_select_torch,
+        family="reshape",
+        label=lambda a: f"select {a['index']} of dim {a['dim']}",
+        doc="One index of a non-batch dimension (torch.select): dim 0, index 0 is ViT's class token; index -1 the last step.",
+        examples=examples(({"dim": 0, "index": 0}, (5, 4)), ({"dim": 0, "index": -1}, (3, 2)), ({"dim": 1, "index": 2}, (2, 4, 3))),
+    )
+)

@@ -56,9 +56,12 @@ def test_huge_integer_literals_are_refused_at_their_place(tmp_path: Path, digits
     assert f"s.yaml:{line}:" in result.output
 
 
-def test_the_issues_float_input_is_one_line_too(tmp_path: Path) -> None:
-    """`input: [1e6, 1e6, 1e6]` (floats in YAML 1.2) ended in "internal error"; now the schema refuses it."""
+def test_the_issues_float_input_is_refused_value_by_value(tmp_path: Path) -> None:
+    """`input: [1e6, 1e6, 1e6]` (floats in YAML 1.2) ended in "internal error"; now the schema refuses
+    each float, one located line per value."""
     text = "name: big\ninput: [1e6, 1e6, 1e6]\nlayers: [flatten, {op: linear, out: 10}]\n"
     result = run(tmp_path, text, "compile", "-o", str(tmp_path / "model.py"))
-    refused(result, "input: expected features ([F]) or channels×height×width ([C, H, W]) as positive integers")
+    assert result.exit_code == 2 and "internal error" not in result.output and "Traceback" not in result.output
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert [line.split(": ", 1)[1] for line in lines] == [f"input[{i}]: expected an integer, got 1000000.0" for i in range(3)]
     assert not (tmp_path / "model.py").exists()

@@ -216,7 +216,7 @@ def test_bad_header_values() -> None:
     text = "name: 1abc\ninput: [3, 4, 5, 6]\nlayers: [relu]\n"
     found = errors(text)
     assert [loc for loc, _ in found] == [at(text, "1abc"), at(text, "[3, 4, 5, 6]")]
-    assert "at most 3 items" in found[1][1]
+    assert "expected at most 3 items, got 4" in found[1][1]
 
 
 def test_empty_layers_are_refused() -> None:

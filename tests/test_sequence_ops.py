@@ -236,10 +236,10 @@ def test_tokens_and_floats_are_not_mixed_up() -> None:
     "input_,expected",
     [
         ({"tokens": 8}, "input: missing required key 'vocab'"),
-        ({"tokens": "8", "vocab": 3}, "input.tokens: Input should be a valid integer"),
-        ({"tokens": 8, "vocab": 0}, "input.vocab: Input should be greater than 0"),
+        ({"tokens": "8", "vocab": 3}, "input.tokens: expected an integer, got '8'"),
+        ({"tokens": 8, "vocab": 0}, "input.vocab: expected a number greater than 0, got 0"),
         ({"tokens": 8, "vocab": 3, "dtype": "int"}, "input.dtype: unknown key 'dtype'"),
-        ([2, 3, 4, 5], "input: List should have at most 3 items"),
+        ([2, 3, 4, 5], "input: expected at most 3 items, got 4"),
     ],
 )
 def test_bad_inputs_get_one_located_message(input_: Any, expected: str) -> None:

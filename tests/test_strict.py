@@ -16,10 +16,22 @@ def messages(text: str) -> list[str]:
     return [str(d) for d in info.value.diagnostics]
 
 
-@pytest.mark.parametrize("shape", ["[true, 28, 28]", '["3", 28.0, 28]', "[1, 28.0, 28]", "[1, 28, false]", "3.0", '"784"', "[1, 28, .inf]"])
-def test_header_input_is_not_coerced(shape: str) -> None:
+@pytest.mark.parametrize(
+    "shape, expected",
+    [
+        ("[true, 28, 28]", ["input[0]: expected an integer, got True"]),
+        ('["3", 28.0, 28]', ["input[0]: expected an integer, got '3'", "input[1]: expected an integer, got 28.0"]),
+        ("[1, 28.0, 28]", ["input[1]: expected an integer, got 28.0"]),
+        ("[1, 28, false]", ["input[2]: expected an integer, got False"]),
+        ("3.0", ["input: expected an integer, got 3.0"]),
+        ('"784"', ["input: expected an integer, got '784'"]),
+        ("[1, 28, .inf]", ["input[2]: expected an integer, got inf"]),
+    ],
+)
+def test_header_input_is_not_coerced(shape: str, expected: list[str]) -> None:
+    """Each value that is not an integer is one mistake, located at the value itself."""
     found = messages(f"name: a\ninput: {shape}\n{LAYERS}")
-    assert len(found) == 1 and "input: expected features ([F]) or channels×height×width" in found[0], found
+    assert [f.split(": ", 1)[1] for f in found] == expected, found
 
 
 @pytest.mark.parametrize(

@@ -50,4 +50,4 @@ class Rule:
     policy: Policy = "core"
 
     def __str__(self) -> str:
-        return f"{self.unit.upper() if self.unit == 'macs' else 'FLOPs'}" + (" (all ops)" if self.policy == "all" else "")
+        return ("MACs" if self.unit == "macs" else "FLOPs") + (" (all ops)" if self.policy == "all" else "")

@@ -49,8 +49,6 @@ def _collect_overrides(params: dict[str, Any]) -> dict[str, Any]:
 def _device_options(f: Callable[..., Any]) -> Callable[..., Any]:
     options = [
         click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N."),
-        click.option("--amp", type=click.Choice(["bf16", "fp16"]), default=None, help="Mixed precision (fp16 needs CUDA)."),
-        click.option("--channels-last/--no-channels-last", default=None, help="NHWC memory format (default: on for CUDA)."),
         click.option("--threads", type=click.IntRange(min=1), default=None, help="CPU threads per process (default: torch's choice)."),
         click.option("--data-dir", type=click.Path(path_type=Path), default=None,
                      help="Where to look for datasets first (then $NETSPEC_DATA, ~/.cache/netspec, system copies)."),
@@ -128,7 +126,7 @@ def train(ctx: click.Context, spec: Path | None, **params: Any) -> None:
     from netspec.runtime.train import RunOptions, train as run_train
 
     options = RunOptions(
-        device=params["device"], amp=params["amp"], channels_last=params["channels_last"], compile=params["compile_"],
+        device=params["device"], compile=params["compile_"],
         deterministic=params["deterministic"], out=Path(params["out"]) if params["out"] is not None else None,
         resume=params["resume"], data_dir=params["data_dir"],
         kfold=params["kfold"], grad_norms=params["grad_norms"], quiet=params["quiet"], threads=params["threads"],
@@ -202,7 +200,7 @@ def eval_(spec: Path, weights: Path | None, split: str, as_json: bool, **params:
     from netspec.runtime.train import RunOptions, evaluate_spec
 
     options = RunOptions(
-        device=params["device"], amp=params["amp"], channels_last=params["channels_last"], data_dir=params["data_dir"], threads=params["threads"]
+        device=params["device"], data_dir=params["data_dir"], threads=params["threads"]
     )
     result = evaluate_spec(spec, weights, overrides, options, split=split)
     if as_json:

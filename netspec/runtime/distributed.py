@@ -100,6 +100,19 @@ def broadcast_object(obj: Any, ctx: DistContext) -> Any:
     return box[0]
 
 
+def sync_batchnorm(model: nn.Module, device: torch.device) -> nn.Module:
+    """Batch norms -> SyncBatchNorm (statistics over the global batch, not each rank's shard).
+
+    torch's SyncBatchNorm computes only on GPUs, so a CPU run refuses `sync_bn` rather than
+    fail at the first batch.
+    """
+    if device.type != "cuda":
+        raise TrainingError(
+            "sync_bn: torch's SyncBatchNorm runs on CUDA devices only; on CPU drop sync_bn (each process normalises its own shard)"
+        )
+    return nn.SyncBatchNorm.convert_sync_batchnorm(model)
+
+
 def wrap(model: nn.Module, ctx: DistContext, device: torch.device) -> nn.Module:
     """DDP around the model when there is more than one process (it broadcasts rank 0's weights)."""
     if not ctx.enabled:

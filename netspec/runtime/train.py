@@ -34,6 +34,7 @@ from netspec.runtime.evaluation import evaluate
 from netspec.runtime.options import RunOptions
 from netspec.runtime.prepare import Prepared, check_data_dir, load_test_split, prepare_data
 from netspec.runtime.progress import Progress
+from netspec.runtime.recipe import pick_amp
 from netspec.runtime.resume import check_resume, load_resume_state
 from netspec.runtime.run_dir import (
     SPEC_FILE,
@@ -178,8 +179,15 @@ def precheck(
 
 
 
+def _setup(device: torch.device, cfg: TrainConfig, options: RunOptions) -> DeviceSetup:
+    """Autocast and memory format: RunOptions (the Python API's) over the spec's `train:`."""
+    amp = pick_amp(options.amp if options.amp is not None else cfg.amp, device)
+    channels_last = options.channels_last if options.channels_last is not None else cfg.channels_last
+    return setup_device(device, amp, channels_last, options.deterministic)
+
+
 def _train(loaded: LoadedSpec, graph: Graph, cfg: TrainConfig, tree: dict[str, Any], ctx: dist.DistContext, device: torch.device, options: RunOptions, wall: float) -> TrainResult:
-    setup = setup_device(device, options.amp, options.channels_last, options.deterministic)
+    setup = _setup(device, cfg, options)
     data = prepare_data(cfg, options.data_dir, input_shape=graph.input_shape, spec_dir=Path(loaded.path).parent)
     _check_output(graph, data, cfg)
     if cfg.solver == "closed_form" and options.kfold:
@@ -219,9 +227,9 @@ def _train(loaded: LoadedSpec, graph: Graph, cfg: TrainConfig, tree: dict[str, A
         raise
     summary = _summary(graph, cfg, trainer, history, time.perf_counter() - wall, run_dir)
     if run_dir is not None and ctx.is_main:
-        write_results(run_dir, trainer.model, graph, cfg, history, summary, options)
+        write_results(run_dir, trainer.final_model, graph, cfg, history, summary, options)
     dist.barrier(ctx)
-    return TrainResult(trainer.model, history, summary, run_dir, cfg)
+    return TrainResult(trainer.final_model, history, summary, run_dir, cfg)
 
 
 def _kfold(graph: Graph, cfg: TrainConfig, data: Prepared, setup: DeviceSetup, ctx: dist.DistContext, options: RunOptions, progress: Progress, run_dir: Path | None, wall: float) -> TrainResult:
@@ -252,7 +260,7 @@ def _kfold(graph: Graph, cfg: TrainConfig, data: Prepared, setup: DeviceSetup, c
             metrics.MetricsLog(run_dir).rewrite(history)
         with writing(run_dir / metrics.SUMMARY):
             metrics.write_json(run_dir / metrics.SUMMARY, summary)
-    return TrainResult(trainer.model, history, summary, run_dir, cfg)
+    return TrainResult(trainer.final_model, history, summary, run_dir, cfg)
 
 
 # ------------------------------------------------------------------ eval of saved weights
@@ -270,7 +278,7 @@ def evaluate_spec(
     if options.threads is not None:
         torch.set_num_threads(options.threads)
     loaded, graph, cfg, _ = resolve(spec, overrides)
-    setup = setup_device(pick_device(options.device), options.amp, options.channels_last, options.deterministic)
+    setup = _setup(pick_device(options.device), cfg, options)
     data = prepare_data(cfg, options.data_dir, input_shape=graph.input_shape, spec_dir=Path(loaded.path).parent)
     _check_output(graph, data, cfg)
     model = compile_model(graph, seed=cfg.seed)

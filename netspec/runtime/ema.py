@@ -21,7 +21,7 @@ class EMA:
     """A frozen copy of `model` whose state follows the model's as an exponential average."""
 
     def __init__(self, model: nn.Module, decay: float) -> None:
-        self.decay = decay
+        self.decay, self.source = decay, model
         self.module = copy.deepcopy(model).eval()
         for p in self.module.parameters():
             p.requires_grad_(False)

@@ -95,7 +95,7 @@ def resolve_run_folder(spec: Path, weights: Path | None, option: str) -> tuple[P
 @click.option("--compile", "compile_", is_flag=True, help="torch.compile the model (first epoch pays for compiling).")
 @click.option("--deterministic", is_flag=True, help="Deterministic CUDA kernels (slower; CPU runs are deterministic anyway).")
 @click.option("--out", type=click.Path(), default=None, help="Run folder, new or empty (default runs/<spec name>/<timestamp>).")
-@click.option("--resume", type=click.Path(path_type=Path), default=None, help="Continue the run in this folder from its last checkpoint.")
+@click.option("--resume", type=click.Path(path_type=Path), default=None, help="Continue the run in this folder from its last checkpoint; 'auto': the run in --out if it has one, else start it (for torchrun --max-restarts).")
 @click.option("--kfold", type=click.IntRange(min=2), default=None, help="K-fold cross-validation on the training set: mean and spread.")
 @click.option("--grad-norms", is_flag=True, help="Record each layer's gradient norm per epoch (grad_norms.png).")
 @click.option("--nproc-per-node", type=click.IntRange(min=1, max=MAX_NPROC), default=1, show_default=True,
@@ -110,6 +110,7 @@ def train(ctx: click.Context, spec: Path | None, **params: Any) -> None:
     netspec train specs/resnet18.yaml --device cuda --amp bf16
     netspec train specs/lenet.yaml --epochs 3 --lr 0.5 --limit 5000
     netspec train --resume runs/lenet/20250101-120000
+    torchrun --max-restarts 3 --nproc-per-node 2 -m netspec train specs/lenet.yaml --out runs/l --resume auto
     torchrun --nproc-per-node 8 -m netspec train specs/resnet18.yaml
     """
     from netspec.errors import TrainingError
@@ -118,7 +119,7 @@ def train(ctx: click.Context, spec: Path | None, **params: Any) -> None:
     nproc = params.pop("nproc_per_node")
     if spec is None and params["resume"] is None:
         raise click.UsageError("give a SPEC to train, or --resume RUN_DIR")
-    if spec is not None and params["resume"] is not None:
+    if spec is not None and params["resume"] is not None and str(params["resume"]) != "auto":
         raise click.UsageError("--resume takes the spec from the run folder; give either SPEC or --resume (and --epochs to train longer)")
     if params["out"] is not None and not params["out"].strip():
         raise TrainingError("--out: empty folder name; give the run folder to create")
@@ -137,7 +138,14 @@ def train(ctx: click.Context, spec: Path | None, **params: Any) -> None:
 
         precheck(spec, overrides, options, nproc)  # errors once, here, not once per process after the launch
         sys.exit(relaunch(nproc, ["train", *_without_nproc(ctx.meta.get("netspec.args", []))]))
-    result = run_train(spec, overrides, options)
+    from netspec.runtime.distributed import LAUNCHED, PeerLost
+
+    try:
+        result = run_train(spec, overrides, options)
+    except PeerLost:
+        if os.environ.get(LAUNCHED):  # the launcher names the rank that died, in one line
+            sys.exit(2)
+        raise
     if int(os.environ.get("RANK", 0)) == 0:
         _print_summary(result)
 

@@ -28,6 +28,7 @@ from netspec.errors import TrainingError
 from netspec.runtime import checkpoint as ckpt
 from netspec.runtime import distributed as dist
 from netspec.runtime import metrics
+from netspec.runtime.autoresume import AUTO, decide
 from netspec.runtime.batching import kfold_indices
 from netspec.runtime.device import DeviceSetup, pick_device, setup as setup_device
 from netspec.runtime.evaluation import evaluate
@@ -141,6 +142,8 @@ def train(
     """
     options = options or RunOptions()
     wall = time.perf_counter()
+    if options.resume is not None and str(options.resume) == AUTO:
+        spec, overrides, options = decide(spec, overrides or {}, options)
     if options.resume is not None:
         check_resume(options, overrides or {})
         spec = Path(options.resume) / SPEC_FILE
@@ -154,6 +157,10 @@ def train(
     dist.init(ctx, device)
     try:
         return _train(loaded, graph, cfg, tree, ctx, device, options, wall)
+    except RuntimeError as exc:
+        if ctx.enabled and dist.is_peer_loss(exc):
+            raise dist.PeerLost(f"rank {ctx.rank}: another process of the run stopped; this one stops too ({str(exc).splitlines()[0][:160]})") from None
+        raise
     finally:
         dist.shutdown()
 
@@ -165,6 +172,8 @@ def precheck(
     """What `train` would refuse, checked before launching `world_size` processes for it:
     the spec, the overrides, resume rules, --out, --data-dir and the batch split."""
     overrides = overrides or {}
+    if options.resume is not None and str(options.resume) == AUTO:
+        spec, overrides, options = decide(spec, overrides, options)
     if options.resume is not None:
         check_resume(options, overrides)
         spec = Path(options.resume) / SPEC_FILE

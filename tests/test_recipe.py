@@ -248,3 +248,17 @@ def test_sync_bn_is_refused_on_cpu_before_any_batch():
 
     with pytest.raises(TrainingError, match="SyncBatchNorm runs on CUDA devices only"):
         sync_batchnorm(torch.nn.Sequential(torch.nn.BatchNorm2d(3)), torch.device("cpu"))
+
+
+def test_sync_bn_on_cpu_is_refused_once_before_launching_processes(tmp_path, monkeypatch):
+    from click.testing import CliRunner
+
+    from netspec.cli import main
+    from netspec.runtime import distributed
+
+    launched = []
+    monkeypatch.setattr(distributed, "relaunch", lambda *a: launched.append(a) or 0)
+    spec = spec_file(tmp_path, CONV)
+    result = CliRunner().invoke(main, ["train", str(spec), "--sync-bn", "true", "--nproc-per-node", "2", "--device", "cpu", "-q"])
+    assert result.exit_code == 2 and result.output.count("SyncBatchNorm runs on CUDA devices only") == 1, result.output
+    assert not launched

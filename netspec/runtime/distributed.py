@@ -114,7 +114,7 @@ def broadcast_object(obj: Any, ctx: DistContext) -> Any:
     return box[0]
 
 
-def sync_batchnorm(model: nn.Module, device: torch.device) -> nn.Module:
+def sync_batchnorm(model: nn.Module | None, device: torch.device) -> nn.Module:
     """Batch norms -> SyncBatchNorm (statistics over the global batch, not each rank's shard).
 
     torch's SyncBatchNorm computes only on GPUs, so a CPU run refuses `sync_bn` rather than
@@ -124,6 +124,7 @@ def sync_batchnorm(model: nn.Module, device: torch.device) -> nn.Module:
         raise TrainingError(
             "sync_bn: torch's SyncBatchNorm runs on CUDA devices only; on CPU drop sync_bn (each process normalises its own shard)"
         )
+    assert model is not None
     return nn.SyncBatchNorm.convert_sync_batchnorm(model)
 
 

@@ -181,6 +181,8 @@ def precheck(
         raise TrainingError("give a spec, or --resume RUN_DIR")
     _, _, cfg, _ = resolve(spec, overrides)
     check_batch_split(cfg, world_size)
+    if cfg.sync_bn and world_size > 1 and pick_device(options.device).type != "cuda":
+        dist.sync_batchnorm(None, torch.device("cpu"))  # refuses, naming why
     if options.out is not None:
         check_out_folder(Path(options.out))
     if cfg.dataset.name in ("fashion_mnist", "mnist"):

@@ -7,13 +7,18 @@ are read every 25 batches). Prints examples/s (steady state: the first epoch pay
 compiling and autotuning and is reported apart) and test accuracy, next to the course notes'
 figure for the same network and data (D2L's loop: 932.7 examples/s, test acc 0.921).
 
+Then FGSM on the trained model over the test set at a few ε, next to the notes' 0.921 → 33.2 %
+(ε not stated there). `--json FILE` writes every figure for docs/benchmarks.md.
+
     python benchmarks/train_gpu.py                    # the textbook's 10 epochs
     python benchmarks/train_gpu.py --epochs 2 --limit 20000
     python benchmarks/train_gpu.py --no-compile --amp none
+    python benchmarks/train_gpu.py --device cpu --limit 32 --batch-size 16 --test-limit 32 --no-compile   # smoke test
 """
 from __future__ import annotations
 
 import argparse
+import json
 import statistics
 import sys
 from pathlib import Path
@@ -23,7 +28,8 @@ sys.path.insert(0, str(ROOT))
 
 DEFAULT_DATA = ROOT.parent / "shared" / "data" / "fashion-mnist"
 SPEC = ROOT / "specs" / "resnet18.yaml"
-TEXTBOOK = {"examples_per_s": 932.7, "test_acc": 0.921}  # shared/reference course notes, ResNet-18 (8.7)
+TEXTBOOK = {"examples_per_s": 932.7, "test_acc": 0.921, "fgsm_acc": 0.332}  # shared/reference course notes, ResNet-18 (8.7)
+FGSM_EPS = (0.01, 0.02, 0.05, 0.1)
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -35,6 +41,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--batch-size", type=int, default=None, help="default: the spec's (256)")
     parser.add_argument("--lr", type=float, default=None, help="default: the spec's (0.05)")
     parser.add_argument("--limit", type=int, default=None, help="training images (default: all 60,000)")
+    parser.add_argument("--test-limit", type=int, default=None, help="test images for accuracy and FGSM (default: all 10,000)")
+    parser.add_argument("--json", type=Path, default=None, help="write the figures here")
     parser.add_argument("--amp", choices=["bf16", "fp16", "none"], default="bf16")
     parser.add_argument("--no-compile", action="store_true", help="skip torch.compile")
     parser.add_argument("--no-channels-last", action="store_true")
@@ -46,17 +54,20 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     import torch
 
-    if not torch.cuda.is_available():
+    if args.device.startswith("cuda") and not torch.cuda.is_available():
         print(
             f"train_gpu.py needs a CUDA GPU, and torch {torch.__version__} sees none on this machine; "
-            "for CPU throughput run benchmarks/train_throughput.py",
+            "for CPU throughput run benchmarks/train_throughput.py (or smoke-test this script with --device cpu)",
             file=sys.stderr,
         )
         return 2
     from netspec.errors import NetspecError
+    from netspec.runtime.attack import evaluate_attack
+    from netspec.runtime.prepare import prepare_data
     from netspec.runtime.train import RunOptions, train
 
-    overrides = {k: v for k, v in {"epochs": args.epochs, "batch_size": args.batch_size, "lr": args.lr, "limit": args.limit}.items() if v is not None}
+    given = {"epochs": args.epochs, "batch_size": args.batch_size, "lr": args.lr, "limit": args.limit, "test_limit": args.test_limit}
+    overrides = {k: v for k, v in given.items() if v is not None}
     options = RunOptions(
         device=args.device,
         amp=None if args.amp == "none" else args.amp,
@@ -81,7 +92,28 @@ def main(argv: list[str] | None = None) -> int:
     print(f"steady state: {rate:,.0f} examples/s (textbook {TEXTBOOK['examples_per_s']:,} -> {rate / TEXTBOOK['examples_per_s']:.1f}x)")
     print(f"loss {s['train_loss']:.3f}, train acc {s['train_acc']:.3f}, test acc {s['test_acc']:.3f} (textbook {TEXTBOOK['test_acc']})")
     print(f"train time {s['train_seconds']:.1f} s, wall time {s['wall_seconds']:.1f} s")
+
+    data = prepare_data(result.config, args.data_dir, input_shape=_input_shape(args.spec))
+    model = result.model
+    device = next(model.parameters()).device
+    attack = evaluate_attack(model, data.test_x, data.test_y, FGSM_EPS, method="fgsm", device=device, prepare=data.inputs, keep=0)
+    cells = ", ".join(f"eps {e:g}: {a:.3f}" for e, a in zip(attack.eps, attack.adv_acc))
+    print(f"FGSM on {attack.examples:,} test images: clean {attack.clean_acc:.3f}; {cells} (textbook 0.921 -> {TEXTBOOK['fgsm_acc']}, eps not stated)")
+    if args.json is not None:
+        figures = {
+            "device": s["device"], "torch": torch.__version__, "epochs": len(rows), "batch_size": result.config.batch_size,
+            "first_epoch_examples_per_s": rows[0]["examples_per_s"], "steady_examples_per_s": rate,
+            "train_acc": s["train_acc"], "test_acc": s["test_acc"], "train_seconds": s["train_seconds"], "wall_seconds": s["wall_seconds"],
+            "fgsm": {"clean_acc": attack.clean_acc, "eps": attack.eps, "adv_acc": attack.adv_acc, "examples": attack.examples},
+        }
+        args.json.write_text(json.dumps(figures, indent=2) + "\n")
     return 0
+
+
+def _input_shape(spec: Path) -> tuple[int, ...]:
+    from netspec.api import build_graph
+
+    return tuple(build_graph(spec).input_shape)
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ previous step returned:
     summary(spec)            the layer table as data: shapes, params, MACs (memory with batch=)
     draw(spec, path)         the diagram as .svg, .png, .pdf or .dot
     diff(a, b)               what changed between two specs (also "REV:path" from git)
+    train(spec, **settings)  a training run, as `netspec train` does it (the run folder, summary)
 
 They live in `netspec.api` and are imported on first use, so that `import netspec` (and
 `netspec check`) never imports torch; `help(netspec)` and `dir(netspec)` still list them.
@@ -19,7 +20,7 @@ from __future__ import annotations
 from typing import Any
 
 __version__ = "0.1.0"
-_API = ("load", "check", "build_graph", "compile", "summary", "draw", "diff")
+_API = ("load", "check", "build_graph", "compile", "summary", "draw", "diff", "train")
 __all__ = [*_API, "NetspecError", "SpecError"]
 
 from netspec.errors import NetspecError, SpecError

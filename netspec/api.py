@@ -1,8 +1,8 @@
-"""The Python API: `load`, `check`, `build_graph`, `compile`, `summary`, `draw`, `diff`.
+"""The Python API: `load`, `check`, `build_graph`, `compile`, `summary`, `draw`, `diff`, `train`.
 
 Functions accept a spec as a path, YAML text (a string with a newline), a dict (the parsed
 YAML), a `LoadedSpec` or a `Graph`, so each can be given whatever the previous step produced
-or whatever a notebook has at hand. Only `compile` imports torch.
+or whatever a notebook has at hand. Only `compile` and `train` import torch.
 """
 from __future__ import annotations
 
@@ -163,3 +163,26 @@ def diff(a: SpecLike, b: SpecLike, *, count: str = "macs", policy: str = "core")
         return spec if isinstance(spec, (str, Path)) and not _is_text(spec) else build_graph(spec)
 
     return _diff.diff(side(a), side(b), unit=count, policy=policy)  # type: ignore[arg-type]
+
+
+def train(spec: str | Path | LoadedSpec | None = None, **settings: Any) -> Any:
+    """Train a spec with the CLI's trainer; returns the run (`TrainResult`: `run_dir`, `summary`,
+    `history`, `model`, `config`).
+
+    Keywords are `train:` overrides (`epochs=3`, `lr=0.1`, `**{"optimizer.momentum": 0.9}`)
+    and how to run (`out`, `resume`, `device`, `data_dir`, `threads`, `compile`, `quiet`,
+    `save`, ...: the fields of `RunOptions`), exactly as `netspec train SPEC --epochs 3 --out DIR`.
+    """
+    from dataclasses import fields
+
+    from netspec.compiler.train_schema import TrainConfig
+    from netspec.runtime.options import RunOptions
+    from netspec.runtime.train import train as run_train
+
+    run_fields = {f.name for f in fields(RunOptions)} - set(TrainConfig.model_fields)  # amp, channels_last: train:
+    options = RunOptions(**{k: settings.pop(k) for k in list(settings) if k in run_fields})
+    for key in ("out", "resume", "data_dir"):
+        value = getattr(options, key)
+        if value is not None and not isinstance(value, Path):
+            setattr(options, key, Path(value))
+    return run_train(spec, settings, options)

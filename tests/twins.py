@@ -731,6 +731,30 @@ def vit_state(ours: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     return out
 
 
+# ============================================================ specs/fast (hand-written PyTorch)
+def lenet_fast() -> nn.Module:
+    """specs/fast/lenet.yaml: LeNet's sizes with batch norm, ReLU and max pooling."""
+    return nn.Sequential(
+        nn.Conv2d(1, 6, kernel_size=5, padding=2), nn.BatchNorm2d(6), nn.ReLU(), nn.MaxPool2d(2, 2),
+        nn.Conv2d(6, 16, kernel_size=5), nn.BatchNorm2d(16), nn.ReLU(), nn.MaxPool2d(2, 2), nn.Flatten(),
+        nn.Linear(400, 120), nn.BatchNorm1d(120), nn.ReLU(),
+        nn.Linear(120, 84), nn.BatchNorm1d(84), nn.ReLU(),
+        nn.Linear(84, 10),
+    )
+
+
+def fmnist_fast() -> nn.Module:
+    """specs/fast/fmnist.yaml: two stages of two 3×3 conv-BN-ReLU (24, 48 channels), dropout, 96 units."""
+
+    def conv(i: int, o: int) -> list[nn.Module]:
+        return [nn.Conv2d(i, o, kernel_size=3, padding=1), nn.BatchNorm2d(o), nn.ReLU()]
+
+    return nn.Sequential(
+        *conv(1, 24), *conv(24, 24), nn.MaxPool2d(2, 2), *conv(24, 48), *conv(48, 48), nn.MaxPool2d(2, 2),
+        nn.Flatten(), nn.Dropout(0.3), nn.Linear(48 * 7 * 7, 96), nn.BatchNorm1d(96), nn.ReLU(), nn.Linear(96, 10),
+    )
+
+
 # ============================================================ spec name -> twin
 TWINS: dict[str, Callable[[], nn.Module]] = {
     "linear_regression": linear_regression,
@@ -755,6 +779,8 @@ TWINS: dict[str, Callable[[], nn.Module]] = {
     "lstm": lambda: RowClassifier(nn.LSTM),
     "gru": lambda: RowClassifier(nn.GRU),
     "transformer_encoder": RowTransformer,
+    "lenet_fast": lenet_fast,
+    "fmnist_fast": fmnist_fast,
 }
 TWINS.update(VISION_TWINS)  # today's vision networks: tests/twins_vision.py
 

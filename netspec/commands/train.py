@@ -50,8 +50,6 @@ def _collect_overrides(params: dict[str, Any]) -> dict[str, Any]:
 def _device_options(f: Callable[..., Any]) -> Callable[..., Any]:
     options = [
         click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N."),
-        click.option("--amp", type=click.Choice(["bf16", "fp16"]), default=None, help="Mixed precision (fp16 needs CUDA)."),
-        click.option("--channels-last/--no-channels-last", default=None, help="NHWC memory format (default: on for CUDA)."),
         click.option("--threads", type=click.IntRange(min=1), default=None, help="CPU threads per process (default: torch's choice)."),
         click.option("--data-dir", type=click.Path(path_type=Path), default=None,
                      help="Where to look for datasets first (then $NETSPEC_DATA, ~/.cache/netspec, system copies)."),
@@ -98,7 +96,7 @@ def resolve_run_folder(spec: Path, weights: Path | None, option: str) -> tuple[P
 @click.option("--compile", "compile_", is_flag=True, help="torch.compile the model (first epoch pays for compiling).")
 @click.option("--deterministic", is_flag=True, help="Deterministic CUDA kernels (slower; CPU runs are deterministic anyway).")
 @click.option("--out", type=click.Path(), default=None, help="Run folder, new or empty (default runs/<spec name>/<timestamp>).")
-@click.option("--resume", type=click.Path(path_type=Path), default=None, help="Continue the run in this folder from its last checkpoint.")
+@click.option("--resume", type=click.Path(path_type=Path), default=None, help="Continue the run in this folder from its last checkpoint; 'auto': the run in --out if it has one, else start it (for torchrun --max-restarts).")
 @click.option("--kfold", type=click.IntRange(min=2), default=None, help="K-fold cross-validation on the training set: mean and spread.")
 @click.option("--grad-norms", is_flag=True, help="Record each layer's gradient norm per epoch (grad_norms.png).")
 @click.option("--nproc-per-node", type=click.IntRange(min=1, max=MAX_NPROC), default=1, show_default=True,
@@ -114,6 +112,7 @@ def train(ctx: click.Context, spec: Path | None, **params: Any) -> None:
     netspec train specs/resnet18.yaml --device cuda --amp bf16
     netspec train specs/lenet.yaml --epochs 3 --lr 0.5 --limit 5000
     netspec train --resume runs/lenet/20250101-120000
+    torchrun --max-restarts 3 --nproc-per-node 2 -m netspec train specs/lenet.yaml --out runs/l --resume auto
     torchrun --nproc-per-node 8 -m netspec train specs/resnet18.yaml
     """
     from netspec.errors import TrainingError
@@ -125,7 +124,7 @@ def train(ctx: click.Context, spec: Path | None, **params: Any) -> None:
         raise click.UsageError("--resume builds the variant its run folder recorded; leave out --variant")
     if spec is None and params["resume"] is None:
         raise click.UsageError("give a SPEC to train, or --resume RUN_DIR")
-    if spec is not None and params["resume"] is not None:
+    if spec is not None and params["resume"] is not None and str(params["resume"]) != "auto":
         raise click.UsageError("--resume takes the spec from the run folder; give either SPEC or --resume (and --epochs to train longer)")
     if params["out"] is not None and not params["out"].strip():
         raise TrainingError("--out: empty folder name; give the run folder to create")
@@ -133,7 +132,7 @@ def train(ctx: click.Context, spec: Path | None, **params: Any) -> None:
     from netspec.runtime.train import RunOptions, train as run_train
 
     options = RunOptions(
-        device=params["device"], amp=params["amp"], channels_last=params["channels_last"], compile=params["compile_"],
+        device=params["device"], compile=params["compile_"],
         deterministic=params["deterministic"], out=Path(params["out"]) if params["out"] is not None else None,
         resume=params["resume"], data_dir=params["data_dir"],
         kfold=params["kfold"], grad_norms=params["grad_norms"], quiet=params["quiet"], threads=params["threads"],
@@ -144,6 +143,7 @@ def train(ctx: click.Context, spec: Path | None, **params: Any) -> None:
 
         precheck(load_variant(spec, variant), overrides, options, nproc)  # errors once, here, not once per process after the launch
         sys.exit(relaunch(nproc, ["train", *_without_nproc(ctx.meta.get("netspec.args", []))]))
+    from netspec.runtime.distributed import LAUNCHED, PeerLost
     from netspec.runtime.run_dir import RunInterrupted
 
     try:
@@ -151,6 +151,10 @@ def train(ctx: click.Context, spec: Path | None, **params: Any) -> None:
     except RunInterrupted as stop:
         if stop.resumable and int(os.environ.get("RANK", 0)) == 0:
             click.echo(f"resume with: netspec train --resume {stop.folder}", err=True)
+        raise
+    except PeerLost:
+        if os.environ.get(LAUNCHED):  # the launcher names the rank that died, in one line
+            sys.exit(2)
         raise
     if int(os.environ.get("RANK", 0)) == 0:
         _print_summary(result)
@@ -217,7 +221,7 @@ def eval_(spec: Path, weights: Path | None, split: str, as_json: bool, variant: 
     from netspec.runtime.train import RunOptions, evaluate_spec
 
     options = RunOptions(
-        device=params["device"], amp=params["amp"], channels_last=params["channels_last"], data_dir=params["data_dir"], threads=params["threads"]
+        device=params["device"], data_dir=params["data_dir"], threads=params["threads"]
     )
     result = evaluate_spec(load_variant(spec, variant), weights, overrides, options, split=split)
     if as_json:

@@ -73,6 +73,13 @@ class OptimizerSpec(_Train):
     lr: float = Field(0.1, gt=0, le=MAX_RATE)
     momentum: float = Field(0.0, ge=0, lt=1, description="sgd only")
     weight_decay: float = Field(0.0, ge=0, le=MAX_RATE)
+    nesterov: bool = Field(False, strict=True, description="sgd only: Nesterov momentum (needs momentum > 0)")
+
+    @model_validator(mode="after")
+    def _nesterov_needs_momentum(self) -> "OptimizerSpec":
+        if self.nesterov and (self.name != "sgd" or self.momentum <= 0):
+            raise ValueError(f"nesterov needs optimizer sgd with momentum > 0 (got {self.name}, momentum {self.momentum:g})")
+        return self
 
 
 class ScheduleSpec(_Train):
@@ -178,6 +185,8 @@ class TrainConfig(_Train):
     lr: Optional[float] = Field(None, gt=0, le=MAX_RATE, description="shorthand for optimizer.lr")
     momentum: Optional[float] = Field(None, ge=0, lt=1, description="shorthand for optimizer.momentum")
     weight_decay: Optional[float] = Field(None, ge=0, le=MAX_RATE, description="shorthand for optimizer.weight_decay")
+    nesterov: Optional[bool] = Field(None, strict=True, description="shorthand for optimizer.nesterov: Nesterov momentum (sgd)")
+    warmup: Optional[float] = Field(None, strict=True, ge=0, le=100_000, description="shorthand for schedule.warmup: epochs of linear warm-up before the schedule")
     schedule: Annotated[ScheduleSpec, BeforeValidator(_named), Field(json_schema_extra=_or_name(SCHEDULES))] = Field(
         default_factory=ScheduleSpec, description="learning-rate schedule: constant, step, cosine, onecycle (or a mapping)"
     )
@@ -193,12 +202,29 @@ class TrainConfig(_Train):
     test_limit: Optional[int] = Field(None, gt=0, description="evaluate on the first this-many test examples")
     solver: Literal["sgd", "closed_form"] = Field("sgd", description="closed_form: least squares (one linear layer only)")
     adversarial: Optional[AdversarialSpec] = Field(None, description="FGSM adversarial training, e.g. {eps: 0.1, mix: 0.5}")
+    label_smoothing: float = Field(0.0, strict=True, ge=0, lt=1, description="cross_entropy: mix this much of the uniform distribution into the targets (training loss only)")
+    ema: Optional[float] = Field(None, strict=True, gt=0, lt=1, description="decay of an exponential moving average of the weights (e.g. 0.999); evaluated and saved instead of the raw weights")
+    no_decay_norm_bias: bool = Field(False, strict=True, description="no weight decay on normalisation weights and biases (two parameter groups)")
+    tta: Optional[Literal["flip"]] = Field(None, description="test-time augmentation in evaluation: flip averages the logits of each image and its mirror")
+    accumulate: int = Field(1, strict=True, ge=1, le=4096, description="gradient accumulation: one optimizer step per this many batches (effective batch = batch_size × accumulate)")
+    amp: Optional[Literal["bf16", "fp16", "auto"]] = Field(None, description="autocast: bf16 (CPU or CUDA), fp16 (CUDA), auto (bf16 on CUDA and on CPUs with native bf16)")
+    channels_last: Optional[bool] = Field(None, strict=True, description="NHWC memory format for image networks (default: on for CUDA)")
+    sync_bn: bool = Field(False, strict=True, description="under DDP, batch norms become SyncBatchNorm (statistics over the global batch)")
 
     @model_validator(mode="after")
     def _fold_shorthands(self) -> "TrainConfig":
-        update = {k: getattr(self, k) for k in ("lr", "momentum", "weight_decay") if getattr(self, k) is not None}
+        update = {k: getattr(self, k) for k in ("lr", "momentum", "weight_decay", "nesterov") if getattr(self, k) is not None}
         if update:
             self.optimizer = self.optimizer.model_copy(update=update)
+        opt = self.optimizer
+        if opt.nesterov and (opt.name != "sgd" or opt.momentum <= 0):
+            raise ValueError(f"nesterov needs optimizer sgd with momentum > 0 (got {opt.name}, momentum {opt.momentum:g})")
+        if self.warmup is not None:
+            self.schedule = self.schedule.model_copy(update={"warmup": self.warmup})
+        if self.schedule.warmup and self.schedule.name == "onecycle":
+            raise ValueError("onecycle warms up by itself (pct_start); warmup applies to constant, step and cosine")
+        if self.label_smoothing and self.loss != "cross_entropy":
+            raise ValueError("label_smoothing applies to loss cross_entropy")
         return self
 
     @property

@@ -37,6 +37,20 @@ class DistContext:
         return self.world_size > 1
 
 
+LAUNCHED = "NETSPEC_LAUNCHED"  # set for the processes `relaunch` starts: it reports a failure itself
+_PEER_LOST = ("Connection reset", "Connection closed", "Broken pipe", "Socket closed", "connection refused")
+
+
+class PeerLost(TrainingError):
+    """Another rank stopped (died, was killed) while this one waited for it in a collective."""
+
+
+def is_peer_loss(exc: BaseException) -> bool:
+    """Whether a collective failed because another process went away (not a bug here)."""
+    dist_error = getattr(dist, "DistError", None)
+    return (dist_error is not None and isinstance(exc, dist_error)) or any(p.lower() in str(exc).lower() for p in _PEER_LOST)
+
+
 def env_context() -> DistContext:
     """Rank, world size and local rank from torchrun's environment (1 process when unset)."""
     try:
@@ -100,6 +114,20 @@ def broadcast_object(obj: Any, ctx: DistContext) -> Any:
     return box[0]
 
 
+def sync_batchnorm(model: nn.Module | None, device: torch.device) -> nn.Module:
+    """Batch norms -> SyncBatchNorm (statistics over the global batch, not each rank's shard).
+
+    torch's SyncBatchNorm computes only on GPUs, so a CPU run refuses `sync_bn` rather than
+    fail at the first batch.
+    """
+    if device.type != "cuda":
+        raise TrainingError(
+            "sync_bn: torch's SyncBatchNorm runs on CUDA devices only; on CPU drop sync_bn (each process normalises its own shard)"
+        )
+    assert model is not None
+    return nn.SyncBatchNorm.convert_sync_batchnorm(model)
+
+
 def wrap(model: nn.Module, ctx: DistContext, device: torch.device) -> nn.Module:
     """DDP around the model when there is more than one process (it broadcasts rank 0's weights)."""
     if not ctx.enabled:
@@ -113,16 +141,41 @@ def wrap(model: nn.Module, ctx: DistContext, device: torch.device) -> nn.Module:
 def relaunch(nproc: int, args: list[str]) -> int:
     """Run `python -m netspec <args>` in `nproc` processes on this machine through torchrun.
 
-    Returns the exit code: 0, or the first failing rank's (its message is already printed).
+    Returns 0; a rank that dies (an error, a signal) makes torchrun stop the others, and this
+    raises one `TrainingError` naming the first failed rank and its exit code (the rank's own
+    message, if it had one, is already printed). torchrun's own failure report is silenced.
     """
+    import logging
+
     from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
     from torch.distributed.run import get_args_parser, run
 
     parsed = get_args_parser().parse_args(["--standalone", "--nproc-per-node", str(nproc), "-m", "netspec", *args])
+    os.environ[LAUNCHED] = "1"
+    quiet = [logging.getLogger(name) for name in ("torch.distributed.elastic", "torch.distributed.run", "torch.distributed.launcher.api")]
+    levels = [log.level for log in quiet]
+    for log in quiet:
+        log.setLevel(logging.CRITICAL)
     try:
         run(parsed)
     except ChildFailedError as exc:
-        codes = [f.exitcode for f in exc.failures.values()]
-        return next((c for c in codes if c not in (0, None) and c > 0), 1)
+        rank, failure = exc.get_first_failure()
+        raise TrainingError(f"rank {rank} of {nproc} {describe_exit(failure.exitcode)}; the other ranks were stopped") from None
+    finally:
+        for log, level in zip(quiet, levels):
+            log.setLevel(level)
     sys.stdout.flush()
     return 0
+
+
+def describe_exit(code: int | None) -> str:
+    """'exited with code 3', 'was killed by SIGKILL (exit code -9)'."""
+    import signal
+
+    if code is not None and code < 0:
+        try:
+            name = signal.Signals(-code).name
+        except ValueError:
+            name = f"signal {-code}"
+        return f"was killed by {name} (exit code {code})"
+    return f"exited with code {code}"

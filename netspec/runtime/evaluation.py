@@ -13,6 +13,7 @@ from netspec.runtime import distributed as dist
 from netspec.runtime.device import DeviceSetup, to_device
 from netspec.runtime.optim import loss_function
 from netspec.runtime.prepare import Prepared
+from netspec.runtime.recipe import tta_forward
 
 __all__ = ["batch_inputs", "evaluate", "part"]
 
@@ -52,7 +53,7 @@ def evaluate(
         for s in range(start, stop, bs):
             xb, yb = x[s : min(s + bs, stop)], to_device(y[s : min(s + bs, stop)], setup.device)
             with setup.autocast():
-                out = model(batch_inputs(data, xb, setup))
+                out = tta_forward(model, batch_inputs(data, xb, setup), cfg.tta)
             sums[0] += loss_fn(out, yb).double() * len(yb)
             if classify:
                 sums[1] += (out.argmax(1) == yb).sum()

@@ -6,8 +6,10 @@ batch (step decay still changes only at epoch boundaries).
 """
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable, Iterable
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -19,13 +21,14 @@ ONECYCLE_DIV = 25.0  # start at lr/25, like torch's OneCycleLR
 ONECYCLE_FINAL_DIV = 1e4  # end at lr/25/1e4
 
 
-def build_optimizer(params: Iterable[nn.Parameter], cfg: TrainConfig, device: torch.device) -> torch.optim.Optimizer:
-    """SGD (with momentum), Adam or AdamW; fused kernels on CUDA, foreach (multi-tensor) on CPU."""
+def build_optimizer(params: Iterable[Any], cfg: TrainConfig, device: torch.device) -> torch.optim.Optimizer:
+    """SGD (with momentum, Nesterov's or not), Adam or AdamW; fused kernels on CUDA, foreach
+    (multi-tensor) on CPU. `params` are parameters or parameter groups (`recipe.param_groups`)."""
     spec = cfg.optimizer
     fast = {"fused": True} if device.type == "cuda" else {"foreach": True}
     params = list(params)
     if spec.name == "sgd":
-        return torch.optim.SGD(params, lr=spec.lr, momentum=spec.momentum, weight_decay=spec.weight_decay, **fast)
+        return torch.optim.SGD(params, lr=spec.lr, momentum=spec.momentum, weight_decay=spec.weight_decay, nesterov=spec.nesterov, **fast)
     cls = torch.optim.Adam if spec.name == "adam" else torch.optim.AdamW
     return cls(params, lr=spec.lr, weight_decay=spec.weight_decay, **fast)
 
@@ -73,13 +76,16 @@ def build_scheduler(optimizer: torch.optim.Optimizer, cfg: TrainConfig, steps_pe
     return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
 
 
-def loss_function(cfg: TrainConfig, num_classes: int) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
-    """Mean loss over the batch. MSE on class labels compares with one-hot targets."""
+def loss_function(cfg: TrainConfig, num_classes: int, training: bool = False) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
+    """Mean loss over the batch. MSE on class labels compares with one-hot targets. Label
+    smoothing is part of the training loss only: evaluation reports the plain cross-entropy."""
     if cfg.task == "segmentation":
         from netspec.runtime import segmentation
 
         return segmentation.loss
     if cfg.loss == "cross_entropy":
+        if training and cfg.label_smoothing:
+            return functools.partial(F.cross_entropy, label_smoothing=cfg.label_smoothing)
         return F.cross_entropy
     if cfg.task == "classification":
         return lambda out, y: F.mse_loss(out.float(), F.one_hot(y, num_classes).to(torch.float32))

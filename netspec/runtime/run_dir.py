@@ -242,9 +242,10 @@ class RunDir:
             atomic_write(self.file(name), data)
 
     def _derived(self, state: Mapping[str, Any]) -> None:
-        """model.safetensors and metrics.jsonl as checkpoint.pt says."""
+        """model.safetensors (the EMA of the weights when the run keeps one) and metrics.jsonl
+        as checkpoint.pt says."""
         with writing(self.file(ckpt.WEIGHTS)):
-            ckpt.save_weights(state["model"], self.file(ckpt.WEIGHTS))
+            ckpt.save_weights(state.get("ema", state["model"]), self.file(ckpt.WEIGHTS))
         with writing(self.file(metrics.METRICS)):
             metrics.MetricsLog(self.path).rewrite(list(state.get("history", [])))
 

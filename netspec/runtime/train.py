@@ -27,12 +27,14 @@ from netspec.compiler.train_schema import TrainConfig, plain, with_overrides
 from netspec.errors import TrainingError
 from netspec.runtime import checkpoint as ckpt
 from netspec.runtime import distributed as dist
+from netspec.runtime.autoresume import AUTO, decide
 from netspec.runtime.batching import kfold_indices
 from netspec.runtime.device import DeviceSetup, pick_device, setup as setup_device
 from netspec.runtime.evaluation import evaluate
 from netspec.runtime.options import RunOptions
 from netspec.runtime.prepare import Prepared, check_data_dir, load_test_split, prepare_data
 from netspec.runtime.progress import Progress
+from netspec.runtime.recipe import pick_amp
 from netspec.runtime.resume import check_resume, load_resume_state
 from netspec.runtime.run_dir import SPEC_FILE, RunDir, RunInterrupted, check_out_folder, writing
 from netspec.runtime.trainer import Trainer, check_batch_split, closed_form, fit
@@ -139,6 +141,8 @@ def train(
     """
     options = options or RunOptions()
     wall = time.perf_counter()
+    if options.resume is not None and str(options.resume) == AUTO:
+        spec, overrides, options = decide(spec, overrides or {}, options)
     if options.resume is not None:
         check_resume(options, overrides or {})
         spec = Path(options.resume) / SPEC_FILE
@@ -155,6 +159,10 @@ def train(
     dist.init(ctx, device)
     try:
         return _train(loaded, graph, cfg, tree, ctx, device, options, wall)
+    except RuntimeError as exc:
+        if ctx.enabled and dist.is_peer_loss(exc):
+            raise dist.PeerLost(f"rank {ctx.rank}: another process of the run stopped; this one stops too ({str(exc).splitlines()[0][:160]})") from None
+        raise
     finally:
         dist.shutdown()
 
@@ -166,6 +174,8 @@ def precheck(
     """What `train` would refuse, checked before launching `world_size` processes for it:
     the spec, the overrides, resume rules, --out, --data-dir and the batch split."""
     overrides = overrides or {}
+    if options.resume is not None and str(options.resume) == AUTO:
+        spec, overrides, options = decide(spec, overrides, options)
     if options.resume is not None:
         check_resume(options, overrides)
         spec = Path(options.resume) / SPEC_FILE
@@ -173,14 +183,23 @@ def precheck(
         raise TrainingError("give a spec, or --resume RUN_DIR")
     _, _, cfg, _ = resolve(spec, overrides)
     check_batch_split(cfg, world_size)
+    if cfg.sync_bn and world_size > 1 and pick_device(options.device).type != "cuda":
+        dist.sync_batchnorm(None, torch.device("cpu"))  # refuses, naming why
     if options.out is not None:
         check_out_folder(Path(options.out))
     check_data_dir(cfg, options.data_dir)
 
 
 
+def _setup(device: torch.device, cfg: TrainConfig, options: RunOptions) -> DeviceSetup:
+    """Autocast and memory format: RunOptions (the Python API's) over the spec's `train:`."""
+    amp = pick_amp(options.amp if options.amp is not None else cfg.amp, device)
+    channels_last = options.channels_last if options.channels_last is not None else cfg.channels_last
+    return setup_device(device, amp, channels_last, options.deterministic)
+
+
 def _train(loaded: LoadedSpec, graph: Graph, cfg: TrainConfig, tree: dict[str, Any], ctx: dist.DistContext, device: torch.device, options: RunOptions, wall: float) -> TrainResult:
-    setup = setup_device(device, options.amp, options.channels_last, options.deterministic)
+    setup = _setup(device, cfg, options)
     data = prepare_data(cfg, options.data_dir, input_shape=graph.input_shape, spec_dir=Path(loaded.path).parent)
     _check_output(graph, data, cfg)
     if cfg.solver == "closed_form" and options.kfold:
@@ -221,16 +240,16 @@ def _train(loaded: LoadedSpec, graph: Graph, cfg: TrainConfig, tree: dict[str, A
         if data.task == "segmentation" and ctx.is_main:  # pixel accuracy, mean IoU, a picture (runtime/segmentation.py)
             from netspec.runtime import segmentation
 
-            summary.update(segmentation.evaluate(trainer.model, trainer.data, setup.device))
+            summary.update(segmentation.evaluate(trainer.final_model, trainer.data, setup.device))
             if run is not None:  # before summary.json, which marks the run finished
                 with writing(run.file(segmentation.PICTURE)):
-                    segmentation.draw(trainer.model, trainer.data, setup.device, run.file(segmentation.PICTURE))
+                    segmentation.draw(trainer.final_model, trainer.data, setup.device, run.file(segmentation.PICTURE))
         if run is not None:
-            run.finish(trainer.model, graph, cfg, history, summary, options.grad_norms)
+            run.finish(trainer.final_model, graph, cfg, history, summary, options.grad_norms)
     except KeyboardInterrupt:
         raise RunInterrupted(run_dir, run is not None and run.resumable) from None
     dist.barrier(ctx)
-    return TrainResult(trainer.model, history, summary, run_dir, cfg)
+    return TrainResult(trainer.final_model, history, summary, run_dir, cfg)
 
 
 def _kfold(graph: Graph, cfg: TrainConfig, data: Prepared, setup: DeviceSetup, ctx: dist.DistContext, options: RunOptions, progress: Progress, run: RunDir | None, wall: float) -> TrainResult:
@@ -259,7 +278,7 @@ def _kfold(graph: Graph, cfg: TrainConfig, data: Prepared, setup: DeviceSetup, c
     )
     if run is not None:
         run.finish_kfold(history, summary)
-    return TrainResult(trainer.model, history, summary, run_dir, cfg)
+    return TrainResult(trainer.final_model, history, summary, run_dir, cfg)
 
 
 # ------------------------------------------------------------------ eval of saved weights
@@ -277,7 +296,7 @@ def evaluate_spec(
     if options.threads is not None:
         torch.set_num_threads(options.threads)
     loaded, graph, cfg, _ = resolve(spec, overrides)
-    setup = setup_device(pick_device(options.device), options.amp, options.channels_last, options.deterministic)
+    setup = _setup(pick_device(options.device), cfg, options)
     data = prepare_data(cfg, options.data_dir, input_shape=graph.input_shape, spec_dir=Path(loaded.path).parent)
     _check_output(graph, data, cfg)
     model = compile_model(graph, seed=cfg.seed)

@@ -7,6 +7,7 @@ continues exactly where the last complete epoch left off.
 """
 from __future__ import annotations
 
+import contextlib
 import math
 import time
 from collections.abc import Mapping
@@ -25,11 +26,13 @@ from netspec.runtime import distributed as dist
 from netspec.runtime.augment import Augment, build_augment
 from netspec.runtime.batching import Batches
 from netspec.runtime.device import DeviceSetup, to_device
+from netspec.runtime.ema import EMA
 from netspec.runtime.evaluation import batch_inputs, evaluate
 from netspec.runtime.optim import build_optimizer, build_scheduler, loss_function
 from netspec.runtime.options import RunOptions
 from netspec.runtime.prepare import Prepared
 from netspec.runtime.progress import Progress
+from netspec.runtime.recipe import param_groups
 from netspec.runtime.run_dir import RunDir
 
 __all__ = ["EpochStats", "Trainer", "check_batch_split", "closed_form", "fit", "history_row"]
@@ -60,16 +63,21 @@ class Trainer:
         self.model = compile_model(graph, seed=cfg.seed).to(self.device)
         if setup.channels_last and self.data.is_image:
             self.model = self.model.to(memory_format=torch.channels_last)
+        if cfg.sync_bn and ctx.enabled:
+            self.model = dist.sync_batchnorm(self.model, self.device)
         self.batches = Batches(self.data.train_x, self.data.train_y, cfg.batch_size // ctx.world_size, shuffle=True, seed=cfg.seed, rank=ctx.rank, world_size=ctx.world_size)
         self.steps = len(self.batches)
         if self.steps == 0:
             raise TrainingError(f"{len(self.data.train_x)} training examples make no batch of {cfg.batch_size}")
         self.params = [p for p in self.model.parameters() if p.requires_grad]
         self.param_names = [n for n, p in self.model.named_parameters() if p.requires_grad]
-        self.optimizer = build_optimizer(self.params, cfg, self.device)
-        self.scheduler = build_scheduler(self.optimizer, cfg, self.steps)
+        groups = param_groups(self.model, cfg.optimizer.weight_decay, cfg.no_decay_norm_bias)
+        self.optimizer = build_optimizer(groups, cfg, self.device)
+        self.updates = math.ceil(self.steps / cfg.accumulate)  # optimizer steps per epoch
+        self.scheduler = build_scheduler(self.optimizer, cfg, self.updates)
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=setup.needs_scaler)
-        self.loss_fn = loss_function(cfg, self.data.num_classes)
+        self.loss_fn = loss_function(cfg, self.data.num_classes, training=True)
+        self.ema = EMA(self.model, cfg.ema) if cfg.ema is not None else None
         try:
             self.augment: Augment = build_augment([step.as_item() for step in cfg.augment]) if self.data.is_image else Augment()
         except ValueError as exc:
@@ -80,9 +88,12 @@ class Trainer:
         torch.manual_seed(cfg.seed + 1 + ctx.rank)
         self.aug_gen = torch.Generator(device=self.device).manual_seed(cfg.seed + 7919 * (ctx.rank + 1))
         self.run_model: nn.Module = dist.wrap(self.model, ctx, self.device)
+        self._ddp = self.run_model if ctx.enabled else None
         if options.compile:
             self.run_model = torch.compile(self.run_model)
         self.eval_model = self.run_model if not ctx.enabled else self.model
+        if self.ema is not None:
+            self.eval_model = self.ema.module
         self.epoch = 0
         self.history: list[dict[str, Any]] = []
         self.elapsed = 0.0
@@ -96,6 +107,15 @@ class Trainer:
         if data.nbytes <= GPU_DATA_FRACTION * free:
             return data.to(self.device)
         return data
+
+    @property
+    def final_model(self) -> nn.Module:
+        """What the run evaluates and saves: the EMA of the weights when `ema` is set."""
+        return self.ema.module if self.ema is not None else self.model
+
+    def _no_sync(self, skip: bool) -> Any:
+        """DDP's no_sync for the batches of an accumulation group before its last one."""
+        return self._ddp.no_sync() if skip and self._ddp is not None else contextlib.nullcontext()
 
     # -------------------------------------------------------------- state
     def _rng_state(self) -> dict[str, Any]:
@@ -118,6 +138,7 @@ class Trainer:
             "elapsed": self.elapsed,
             "seed": self.cfg.seed,
             "world_size": self.ctx.world_size,
+            **({"ema": self.ema.state_dict()} if self.ema is not None else {}),
         }
 
     def load(self, state: Mapping[str, Any], source: str) -> list[str]:
@@ -130,6 +151,11 @@ class Trainer:
             self.scheduler.load_state_dict(state["scheduler"])
             if state.get("scaler"):
                 self.scaler.load_state_dict(state["scaler"])
+            if self.ema is not None:
+                if "ema" not in state:
+                    raise CheckpointError(f"{source}: the run keeps an EMA of the weights but the checkpoint holds none")
+                ckpt.check_state_dict(self.ema.module, state["ema"], source)
+                self.ema.load_state_dict(state["ema"])
             self.epoch = int(state["epoch"])
             self.history = list(state.get("history", []))
             self.elapsed = float(state.get("elapsed", 0.0))
@@ -163,6 +189,8 @@ class Trainer:
         step_no = torch.zeros((), dtype=torch.float64, device=device)
         norms = torch.zeros(len(self.params), dtype=torch.float32, device=device) if self.options.grad_norms else None
         seen = 0
+        k = cfg.accumulate  # batches per optimizer step; a group never spans two epochs
+        lr = self.optimizer.param_groups[0]["lr"]
         start = time.perf_counter()
         for i, (xb, yb) in enumerate(self.batches):
             yb = to_device(yb, device)
@@ -171,22 +199,17 @@ class Trainer:
                 x = self.augment(x, self.aug_gen)
             if cfg.adversarial is not None:
                 x = self._adversarial(x, yb)
-            with setup.autocast():
-                out = self.run_model(x)
-                loss = self.loss_fn(out, yb)
-            self.optimizer.zero_grad(set_to_none=True)
-            self.scaler.scale(loss).backward()
-            if cfg.grad_clip is not None or norms is not None:
-                self.scaler.unscale_(self.optimizer)
-            if norms is not None:
-                grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in self.params]
-                norms += torch.stack(torch._foreach_norm(grads)).float()
-            if cfg.grad_clip is not None:
-                torch.nn.utils.clip_grad_norm_(self.params, cfg.grad_clip, foreach=True)
-            self.scaler.step(self.optimizer)
-            self.scaler.update()
-            lr = self.optimizer.param_groups[0]["lr"]  # the rate this step used
-            self.scheduler.step()
+            group = min(k, self.steps - i + i % k)  # batches in this accumulation group
+            last = i % k == group - 1
+            if i % k == 0:
+                self.optimizer.zero_grad(set_to_none=True)
+            with self._no_sync(not last):
+                with setup.autocast():
+                    out = self.run_model(x)
+                    loss = self.loss_fn(out, yb)
+                self.scaler.scale(loss / group if group > 1 else loss).backward()
+            if last:
+                lr = self._update(norms)
             with torch.no_grad():
                 value = loss.detach().double()
                 bad_now = (~torch.isfinite(value)) & (first_bad[0] < 0)
@@ -204,9 +227,27 @@ class Trainer:
         seconds = time.perf_counter() - start
         grad_norms = None
         if norms is not None:
-            grad_norms = dict(zip(self.param_names, (norms / self.steps).tolist()))
+            grad_norms = dict(zip(self.param_names, (norms / self.updates).tolist()))
         n = totals[2]
         return EpochStats(totals[0] / n, totals[1] / n if classify else None, int(n), seconds, lr, grad_norms)
+
+    def _update(self, norms: torch.Tensor | None) -> float:
+        """One optimizer step on the accumulated gradients (clipped, recorded), then the
+        schedule and the EMA; returns the learning rate the step used."""
+        if self.cfg.grad_clip is not None or norms is not None:
+            self.scaler.unscale_(self.optimizer)
+        if norms is not None:
+            grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in self.params]
+            norms += torch.stack(torch._foreach_norm(grads)).float()
+        if self.cfg.grad_clip is not None:
+            torch.nn.utils.clip_grad_norm_(self.params, self.cfg.grad_clip, foreach=True)
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        lr = self.optimizer.param_groups[0]["lr"]
+        self.scheduler.step()
+        if self.ema is not None:
+            self.ema.update()
+        return lr
 
     def _adversarial(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """FGSM adversarial training: the first `mix` of the batch replaced by its FGSM images.

@@ -1,0 +1,54 @@
+"""Training-recipe pieces that are not the loop itself: parameter groups without weight decay,
+test-time augmentation, and the choice of autocast ("auto": bf16 where the hardware has it)."""
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import nn
+
+__all__ = ["cpu_has_bf16", "param_groups", "pick_amp", "tta_forward"]
+
+_NORMS = (nn.modules.batchnorm._NormBase, nn.LayerNorm, nn.GroupNorm, nn.LocalResponseNorm)
+
+
+def param_groups(model: nn.Module, weight_decay: float, exempt_norm_bias: bool) -> list[dict[str, Any]]:
+    """One group, or two: weights of non-norm layers decay, norm parameters and biases do not.
+
+    Parameters are found by module (a norm layer's weight and bias) and by name (any `bias`),
+    each once, in the model's own order (so an optimizer state dict is stable across runs).
+    """
+    params = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
+    if not exempt_norm_bias:
+        return [{"params": [p for _, p in params], "weight_decay": weight_decay}]
+    exempt = {id(p) for m in model.modules() if isinstance(m, _NORMS) for p in m.parameters(recurse=False)}
+    exempt |= {id(p) for n, p in params if n.rsplit(".", 1)[-1] == "bias"}
+    decay = [p for _, p in params if id(p) not in exempt]
+    plain = [p for _, p in params if id(p) in exempt]
+    return [g for g in ({"params": decay, "weight_decay": weight_decay}, {"params": plain, "weight_decay": 0.0}) if g["params"]]
+
+
+def tta_forward(model: nn.Module, x: torch.Tensor, tta: str | None) -> torch.Tensor:
+    """The model's logits; with `flip`, the mean of the logits of x and of x mirrored left-right
+    (images only: a flat input has no left and right)."""
+    out = model(x)
+    if tta == "flip" and x.dim() == 4:
+        out = (out + model(x.flip(3))) / 2
+    return out
+
+
+def cpu_has_bf16() -> bool:
+    """Whether this CPU computes in bf16 natively (AVX512-BF16 or AMX), where bf16 autocast pays."""
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return False
+
+
+def pick_amp(amp: str | None, device: torch.device) -> str | None:
+    """`auto` -> bf16 on a CUDA GPU with bf16 and on a CPU with native bf16, else no autocast."""
+    if amp != "auto":
+        return amp
+    if device.type == "cuda":
+        return "bf16" if torch.cuda.is_bf16_supported() else None
+    return "bf16" if cpu_has_bf16() else None

@@ -31,7 +31,7 @@ def chain(*ops: tuple[str, dict]) -> Graph:
 def test_the_table_names_every_pass_and_each_returns_the_graph() -> None:
     assert [p.name for p in PASSES] == ["lint", "shapes", "counts"]
     seen = []
-    graph = run_passes(chain(("flatten", {}), ("linear", {"out": 5, "bias": True})), after=seen.append)
+    graph = run_passes(chain(("flatten", {"start": 0, "end": -1}), ("linear", {"out": 5, "bias": True})), after=seen.append)
     assert [r.name for r in seen] == ["lint", "shapes", "counts"] and all(r.graph is graph and r.seconds >= 0 for r in seen)
     assert graph.node("n1").shape == (5,) and graph.node("n1").params == 16 * 5 + 5  # nn.Linear(16, 5)
 
@@ -42,7 +42,7 @@ def test_a_pass_that_breaks_the_graph_is_named() -> None:
         return graph
 
     with pytest.raises(PassError, match=r"pass 'drop' left the graph invalid: node 'n1': input 'n0' does not exist"):
-        run_passes(chain(("flatten", {}), ("relu", {})), PASSES + (Pass("drop", drop_the_flatten, "a bug"),))
+        run_passes(chain(("flatten", {"start": 0, "end": -1}), ("relu", {})), PASSES + (Pass("drop", drop_the_flatten, "a bug"),))
 
 
 def test_shape_rules_run_once_per_node(monkeypatch) -> None:

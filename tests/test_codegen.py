@@ -7,13 +7,11 @@ statistically against what each scheme promises; training against a falling loss
 from __future__ import annotations
 
 import ast
-import importlib.util
 import math
 import re
 import sys
 import textwrap
 from pathlib import Path
-from types import ModuleType
 
 import pytest
 import torch
@@ -22,6 +20,9 @@ from torch import fx, nn
 import netspec
 from netspec.compiler.codegen.export import write
 from netspec.errors import NetspecError
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from ejected import import_file, network_class  # noqa: E402  (tests/ is not a package)
 
 F = "x.yaml"
 
@@ -66,29 +67,9 @@ def build(text: str):
     return netspec.build_graph(netspec.load(F, text=text))
 
 
-def import_from(path: Path) -> ModuleType:
-    """Import a generated file as a module, in this process."""
-    name = f"netspec_ejected_{abs(hash(str(path)))}"
-    spec = importlib.util.spec_from_file_location(name, path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    try:
-        spec.loader.exec_module(module)
-    finally:
-        del sys.modules[name]
-    return module
-
-
-def model_class(module: ModuleType) -> type[nn.Module]:
-    """The network's class: the last one the file defines (block classes come before it)."""
-    classes = [v for v in vars(module).values() if isinstance(v, type) and issubclass(v, nn.Module) and v.__module__ == module.__name__]
-    return classes[-1]
-
-
 def eject(graph, tmp_path: Path) -> nn.Module:
     path = write(graph, tmp_path / "model.py")
-    return model_class(import_from(path))()
+    return network_class(import_file(path))()
 
 
 # --------------------------------------------------------------------------- ejected source

@@ -11,7 +11,6 @@ Graphviz's SVG) and ONNX files (no spec text inside).
 from __future__ import annotations
 
 import ast
-import importlib.util
 import math
 import os
 import shutil
@@ -21,19 +20,20 @@ import tempfile
 import textwrap
 import xml.etree.ElementTree as ET
 from pathlib import Path
-from types import ModuleType
 
 import pytest
 import torch
 import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from torch import nn
 
 import netspec
 from netspec.compiler.codegen.export import write
 from netspec.compiler.codegen.source import docstring, literal, to_source
 from netspec.errors import NetspecError, SpecError
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from ejected import import_file, network_class  # noqa: E402  (tests/ is not a package)
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -77,24 +77,6 @@ def _strings(tree: ast.AST) -> list[str]:
     return [n.value for n in ast.walk(tree) if isinstance(n, ast.Constant) and isinstance(n.value, str)]
 
 
-def _import(path: Path) -> ModuleType:
-    name = f"netspec_hostile_{abs(hash(str(path)))}"
-    spec = importlib.util.spec_from_file_location(name, path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    try:
-        spec.loader.exec_module(module)
-    finally:
-        del sys.modules[name]
-    return module
-
-
-def _network(module: ModuleType) -> type[nn.Module]:
-    classes = [v for v in vars(module).values() if isinstance(v, type) and issubclass(v, nn.Module) and v.__module__ == module.__name__]
-    return classes[-1]
-
-
 def hostile_spec(description: str, block_doc: str, param_doc: str, tag_default: str, tag: str) -> str:
     """A spec with hostile text in every free-text field: description, a block's description,
     a parameter's doc, a str parameter's default and the value a call passes."""
@@ -127,9 +109,9 @@ def _check_generated(source_path: Path, graph, texts: list[str]) -> None:
     strings = _strings(tree)
     for t in texts:  # each hostile text arrived whole, inside one string literal
         assert any(t in s for s in strings), (t, strings[:3])
-    module = _import(source_path)
+    module = import_file(source_path)
     torch.manual_seed(5)
-    ejected = _network(module)()
+    ejected = network_class(module)()
     compiled = netspec.compile(graph, seed=5)
     for key, value in compiled.state_dict().items():
         assert torch.equal(ejected.state_dict()[key], value), key

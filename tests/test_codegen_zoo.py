@@ -8,39 +8,21 @@ same outputs. The truth is the compiled module: the ejected file never imports n
 from __future__ import annotations
 
 import ast
-import importlib.util
 import sys
 from pathlib import Path
-from types import ModuleType
 
 import pytest
 import torch
-from torch import nn
 
 import netspec
 from netspec.compiler.codegen.export import write
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from ejected import import_file, network_class  # noqa: E402  (tests/ is not a package)
+
 SPECS = Path(__file__).resolve().parents[1] / "specs"
 ZOO = sorted(SPECS.rglob("*.yaml"))
 BIG_PARAMS, BIG_MACS = 20_000_000, 1_000_000_000  # bigger specs run with the slow tests (-m slow)
-
-
-def import_file(path: Path) -> ModuleType:
-    name = f"netspec_zoo_{abs(hash(str(path)))}"
-    spec = importlib.util.spec_from_file_location(name, path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    try:
-        spec.loader.exec_module(module)
-    finally:
-        del sys.modules[name]
-    return module
-
-
-def network_class(module: ModuleType) -> type[nn.Module]:
-    classes = [v for v in vars(module).values() if isinstance(v, type) and issubclass(v, nn.Module) and v.__module__ == module.__name__]
-    return classes[-1]
 
 
 def _big(path: Path) -> bool:

@@ -8,7 +8,6 @@ batches (data.shard splits each global batch between ranks).
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import textwrap
@@ -22,24 +21,12 @@ from netspec.runtime.distributed import DistContext
 from netspec.runtime.evaluation import part as _part
 from netspec.runtime.train import RunOptions, train
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from ddp import ddp_mlp, free_port  # noqa: E402  (tests/ is not a package)
+
 ROOT = Path(__file__).resolve().parents[1]
 
-SPEC = """
-name: ddp_mlp
-input: [4]
-layers:
-  - {op: linear, out: 16}
-  - tanh
-  - {op: linear, out: 1}
-train:
-  dataset: {name: synthetic_regression, true_w: [1, -2, 0.5, 3], true_b: 0.3, examples: 256}
-  loss: mse
-  batch_size: 32
-  epochs: 2
-  lr: 0.05
-  momentum: 0.9
-  grad_clip: 1.0
-"""
+SPEC = ddp_mlp(256, epochs=2, extra="  grad_clip: 1.0\n")
 
 WORKER = textwrap.dedent(
     """
@@ -52,12 +39,6 @@ WORKER = textwrap.dedent(
     print("summary", result.summary["train_loss"], result.summary["processes"])
     """
 )
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def test_two_gloo_processes_match_one_process(tmp_path):

@@ -8,7 +8,6 @@ the run's first checkpoint, so it dies during epoch 2.
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import textwrap
@@ -22,23 +21,11 @@ from netspec.errors import TrainingError
 from netspec.runtime import trainer as trainer_module
 from netspec.runtime.train import RunOptions, train
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from ddp import ddp_mlp, free_port  # noqa: E402  (tests/ is not a package)
+
 ROOT = Path(__file__).resolve().parents[1]
 
-SPEC = """
-name: ddp_mlp
-input: [4]
-layers:
-  - {op: linear, out: 16}
-  - tanh
-  - {op: linear, out: 1}
-train:
-  dataset: {name: synthetic_regression, true_w: [1, -2, 0.5, 3], true_b: 0.3, examples: %d}
-  loss: mse
-  batch_size: 32
-  epochs: 3
-  lr: 0.05
-  momentum: 0.9
-"""
 
 KILLER = textwrap.dedent(
     """
@@ -58,7 +45,7 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 
 def spec_file(tmp_path: Path, examples: int = 256) -> Path:
     path = tmp_path / "spec.yaml"
-    path.write_text(SPEC % examples)
+    path.write_text(ddp_mlp(examples, epochs=3))
     return path
 
 
@@ -83,12 +70,6 @@ def same_weights(a: Path, b: Path) -> None:
     assert wa.keys() == wb.keys()
     for k in wa:
         assert torch.equal(wa[k], wb[k]), k
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 # ------------------------------------------------------------------ --resume auto (in process)

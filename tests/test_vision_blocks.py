@@ -4,6 +4,9 @@ with strict=True and both compute the same outputs."""
 from __future__ import annotations
 
 import math
+import sys
+from functools import partial
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -12,6 +15,12 @@ import yaml
 from torch import nn
 
 import netspec
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from twins_vision import (  # noqa: E402  (tests/ is not a package; the twins live with the zoo's)
+    CNBlock, D2LDenseBlock, InvertedResidualConfig, InvertedResidualV2, InvertedResidualV3, LayerNorm2d, MBConv,
+    MBConvConfig, ShuffleUnit, SqueezeExcitation, StochasticDepth, Up, channel_shuffle, make_divisible,
+)
 
 
 def compiled(layers: list[dict[str, Any]], input_shape: tuple[int, ...]) -> nn.Module:
@@ -27,220 +36,6 @@ def same(block: nn.Module, twin: nn.Module, input_shape: tuple[int, ...], prefix
     x = torch.randn(3, *input_shape)
     block.eval(), twin.eval()
     torch.testing.assert_close(block(x), twin(x), rtol=1e-5, atol=1e-6)
-
-
-# ---------------------------------------------------------------- torchvision's modules, hand-written
-def make_divisible(v: float, divisor: int = 8) -> int:
-    new_v = max(divisor, int(v + divisor / 2) // divisor * divisor)
-    return new_v + divisor if new_v < 0.9 * v else new_v
-
-
-class Conv2dNormActivation(nn.Sequential):
-    def __init__(self, cin, cout, kernel=3, stride=1, groups=1, act=nn.ReLU, eps=1e-5, momentum=0.1):
-        layers = [nn.Conv2d(cin, cout, kernel, stride, (kernel - 1) // 2, groups=groups, bias=False),
-                  nn.BatchNorm2d(cout, eps=eps, momentum=momentum)]
-        if act is not None:
-            layers.append(act())
-        super().__init__(*layers)
-
-
-class SqueezeExcitation(nn.Module):
-    def __init__(self, cin, squeeze, activation=nn.ReLU, scale_activation=nn.Sigmoid):
-        super().__init__()
-        self.avgpool = nn.AdaptiveAvgPool2d(1)
-        self.fc1 = nn.Conv2d(cin, squeeze, 1)
-        self.fc2 = nn.Conv2d(squeeze, cin, 1)
-        self.activation = activation()
-        self.scale_activation = scale_activation()
-
-    def forward(self, x):
-        scale = self.scale_activation(self.fc2(self.activation(self.fc1(self.avgpool(x)))))
-        return scale * x
-
-
-class InvertedResidualV2(nn.Module):
-    """torchvision.models.mobilenetv2.InvertedResidual."""
-
-    def __init__(self, inp, oup, stride, expand_ratio):
-        super().__init__()
-        hidden = int(round(inp * expand_ratio))
-        self.use_res_connect = stride == 1 and inp == oup
-        layers: list[nn.Module] = []
-        if expand_ratio != 1:
-            layers.append(Conv2dNormActivation(inp, hidden, 1, act=nn.ReLU6))
-        layers += [Conv2dNormActivation(hidden, hidden, 3, stride, groups=hidden, act=nn.ReLU6),
-                   nn.Conv2d(hidden, oup, 1, 1, 0, bias=False), nn.BatchNorm2d(oup)]
-        self.conv = nn.Sequential(*layers)
-
-    def forward(self, x):
-        return x + self.conv(x) if self.use_res_connect else self.conv(x)
-
-
-class InvertedResidualV3(nn.Module):
-    """torchvision.models.mobilenetv3.InvertedResidual (no dilation)."""
-
-    def __init__(self, cin, kernel, expanded, cout, use_se, act, stride):
-        super().__init__()
-        self.use_res_connect = stride == 1 and cin == cout
-        kw = {"eps": 0.001, "momentum": 0.01}
-        layers: list[nn.Module] = []
-        if expanded != cin:
-            layers.append(Conv2dNormActivation(cin, expanded, 1, act=act, **kw))
-        layers.append(Conv2dNormActivation(expanded, expanded, kernel, stride, groups=expanded, act=act, **kw))
-        if use_se:
-            layers.append(SqueezeExcitation(expanded, make_divisible(expanded // 4, 8), scale_activation=nn.Hardsigmoid))
-        layers.append(Conv2dNormActivation(expanded, cout, 1, act=None, **kw))
-        self.block = nn.Sequential(*layers)
-
-    def forward(self, x):
-        result = self.block(x)
-        return result + x if self.use_res_connect else result
-
-
-def stochastic_depth(x: torch.Tensor, p: float, mode: str, training: bool = True) -> torch.Tensor:
-    """torchvision.ops.stochastic_depth."""
-    if not training or p == 0.0:
-        return x
-    survival_rate = 1.0 - p
-    size = [x.shape[0]] + [1] * (x.ndim - 1) if mode == "row" else [1] * x.ndim
-    noise = torch.empty(size, dtype=x.dtype, device=x.device).bernoulli_(survival_rate)
-    if survival_rate > 0.0:
-        noise.div_(survival_rate)
-    return x * noise
-
-
-class MBConv(nn.Module):
-    """torchvision.models.efficientnet.MBConv (eval: stochastic depth is the identity)."""
-
-    def __init__(self, cin, cout, expand_ratio, kernel, stride, p):
-        super().__init__()
-        self.use_res_connect = stride == 1 and cin == cout
-        expanded = make_divisible(cin * expand_ratio, 8)
-        layers: list[nn.Module] = []
-        if expanded != cin:
-            layers.append(Conv2dNormActivation(cin, expanded, 1, act=nn.SiLU))
-        layers.append(Conv2dNormActivation(expanded, expanded, kernel, stride, groups=expanded, act=nn.SiLU))
-        layers.append(SqueezeExcitation(expanded, max(1, cin // 4), activation=nn.SiLU))
-        layers.append(Conv2dNormActivation(expanded, cout, 1, act=None))
-        self.block = nn.Sequential(*layers)
-        self.p = p
-
-    def forward(self, x):
-        result = self.block(x)
-        if self.use_res_connect:
-            result = stochastic_depth(result, self.p, "row", self.training) + x
-        return result
-
-
-class LayerNorm2d(nn.LayerNorm):
-    """torchvision.models.convnext.LayerNorm2d."""
-
-    def forward(self, x):
-        x = x.permute(0, 2, 3, 1)
-        x = nn.functional.layer_norm(x, self.normalized_shape, self.weight, self.bias, self.eps)
-        return x.permute(0, 3, 1, 2)
-
-
-class Permute(nn.Module):
-    def __init__(self, dims):
-        super().__init__()
-        self.dims = dims
-
-    def forward(self, x):
-        return torch.permute(x, self.dims)
-
-
-class CNBlock(nn.Module):
-    """torchvision.models.convnext.CNBlock (eval)."""
-
-    def __init__(self, dim, layer_scale):
-        super().__init__()
-        self.block = nn.Sequential(
-            nn.Conv2d(dim, dim, kernel_size=7, padding=3, groups=dim, bias=True), Permute([0, 2, 3, 1]),
-            nn.LayerNorm(dim, eps=1e-6), nn.Linear(dim, 4 * dim), nn.GELU(), nn.Linear(4 * dim, dim), Permute([0, 3, 1, 2]),
-        )
-        self.layer_scale = nn.Parameter(torch.ones(dim, 1, 1) * layer_scale)
-
-    def forward(self, x):
-        return self.layer_scale * self.block(x) + x
-
-
-def channel_shuffle(x: torch.Tensor, groups: int) -> torch.Tensor:
-    """torchvision.models.shufflenetv2.channel_shuffle."""
-    b, c, h, w = x.size()
-    x = x.view(b, groups, c // groups, h, w)
-    x = torch.transpose(x, 1, 2).contiguous()
-    return x.view(b, -1, h, w)
-
-
-class ShuffleUnit(nn.Module):
-    """torchvision.models.shufflenetv2.InvertedResidual."""
-
-    def __init__(self, inp, oup, stride):
-        super().__init__()
-        self.stride = stride
-        bf = oup // 2
-        if stride > 1:
-            self.branch1 = nn.Sequential(
-                nn.Conv2d(inp, inp, 3, stride, 1, bias=False, groups=inp), nn.BatchNorm2d(inp),
-                nn.Conv2d(inp, bf, 1, 1, 0, bias=False), nn.BatchNorm2d(bf), nn.ReLU(inplace=True),
-            )
-        else:
-            self.branch1 = nn.Sequential()
-        self.branch2 = nn.Sequential(
-            nn.Conv2d(inp if stride > 1 else bf, bf, 1, 1, 0, bias=False), nn.BatchNorm2d(bf), nn.ReLU(inplace=True),
-            nn.Conv2d(bf, bf, 3, stride, 1, bias=False, groups=bf), nn.BatchNorm2d(bf),
-            nn.Conv2d(bf, bf, 1, 1, 0, bias=False), nn.BatchNorm2d(bf), nn.ReLU(inplace=True),
-        )
-
-    def forward(self, x):
-        if self.stride == 1:
-            x1, x2 = x.chunk(2, dim=1)
-            out = torch.cat((x1, self.branch2(x2)), dim=1)
-        else:
-            out = torch.cat((self.branch1(x), self.branch2(x)), dim=1)
-        return channel_shuffle(out, 2)
-
-
-def d2l_conv_block(cin, channels):
-    return nn.Sequential(nn.BatchNorm2d(cin), nn.ReLU(), nn.Conv2d(cin, channels, kernel_size=3, padding=1))
-
-
-class DenseBlock(nn.Module):
-    """d2l's DenseBlock (written with explicit input channels instead of Lazy modules)."""
-
-    def __init__(self, num_convs, cin, channels):
-        super().__init__()
-        self.net = nn.Sequential(*[d2l_conv_block(cin + i * channels, channels) for i in range(num_convs)])
-
-    def forward(self, x):
-        for blk in self.net:
-            x = torch.cat((x, blk(x)), dim=1)
-        return x
-
-
-class DoubleConv(nn.Module):
-    def __init__(self, cin, cout):
-        super().__init__()
-        self.double_conv = nn.Sequential(
-            nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True),
-            nn.Conv2d(cout, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True),
-        )
-
-    def forward(self, x):
-        return self.double_conv(x)
-
-
-class Up(nn.Module):
-    """The common PyTorch U-Net's Up (transposed conv, inputs of matching sizes)."""
-
-    def __init__(self, cin, cout):
-        super().__init__()
-        self.up = nn.ConvTranspose2d(cin, cin // 2, kernel_size=2, stride=2)
-        self.conv = DoubleConv(cin, cout)
-
-    def forward(self, x1, x2):
-        return self.conv(torch.cat([x2, self.up(x1)], dim=1))
 
 
 # ---------------------------------------------------------------- tests
@@ -265,7 +60,8 @@ def test_inverted_residual_v3_is_mobilenet_v3s(cin, kernel, expanded, cout, use_
     call = {"op": "inverted_residual", "name": "blk", "form": "v3", "out": cout, "expanded": expanded, "kernel": kernel,
             "stride": stride, "se": make_divisible(expanded // 4, 8) if use_se else 0, "activation": act,
             "se_scale": "hardsigmoid", "eps": 0.001, "momentum": 0.01}
-    twin = InvertedResidualV3(cin, kernel, expanded, cout, use_se, nn.ReLU if act == "relu" else nn.Hardswish, stride)
+    config = InvertedResidualConfig(cin, kernel, expanded, cout, use_se, "RE" if act == "relu" else "HS", stride, 1, 1.0)
+    twin = InvertedResidualV3(config, partial(nn.BatchNorm2d, eps=0.001, momentum=0.01))
     same(compiled([call], (cin, 8, 8)), twin, (cin, 8, 8))
 
 
@@ -275,7 +71,7 @@ def test_inverted_residual_v3_is_efficientnets_mbconv(cin, cout, ratio, kernel, 
             "kernel": kernel, "stride": stride, "se": max(1, cin // 4), "activation": "silu", "se_activation": "silu",
             "drop_path": p}
     net = compiled([call], (cin, 8, 8))
-    same(net, MBConv(cin, cout, ratio, kernel, stride, p), (cin, 8, 8))
+    same(net, MBConv(MBConvConfig(ratio, kernel, stride, cin, cout, 1), p, nn.BatchNorm2d), (cin, 8, 8))
     assert (p > 0 and stride == 1 and cin == cout) == any(".stochastic_depth" in n for n, _ in net.named_modules())
 
 
@@ -283,7 +79,7 @@ def test_convnext_block_is_torchvisions_cnblock_with_its_layer_scale_name() -> N
     net = compiled([{"op": "convnext_block", "name": "blk", "layer_scale": 0.5}], (8, 6, 6))
     assert "blk.layer_scale" in net.state_dict() and net.state_dict()["blk.layer_scale"].shape == (8, 1, 1)
     assert torch.equal(net.state_dict()["blk.layer_scale"], torch.full((8, 1, 1), 0.5))
-    same(net, CNBlock(8, 0.5), (8, 6, 6))
+    same(net, CNBlock(8, 0.5, 0.0), (8, 6, 6))
 
 
 def test_layer_norm2d_is_torchvisions() -> None:
@@ -302,7 +98,7 @@ def test_shufflenet_unit_is_torchvisions(inp: int, oup: int, stride: int) -> Non
 
 
 def test_dense_block_is_d2ls() -> None:
-    same(compiled([{"op": "dense_block", "name": "blk", "convs": 3, "growth": 4}], (3, 6, 6)), DenseBlock(3, 3, 4), (3, 6, 6))
+    same(compiled([{"op": "dense_block", "name": "blk", "convs": 3, "growth": 4}], (3, 6, 6)), D2LDenseBlock(3, 3, 4), (3, 6, 6))
 
 
 def test_unet_up_takes_below_and_skip() -> None:
@@ -337,11 +133,13 @@ def test_stochastic_depth_has_torchvisions_semantics() -> None:
     for mode in ("row", "batch"):
         x = torch.rand(4000 if mode == "row" else 8, 2, 1, 1) + 1
         net = compiled([{"op": "stochastic_depth", "p": p, "mode": mode}], (2, 1, 1))
-        assert torch.equal(net.eval()(x), x) and torch.equal(stochastic_depth(x, p, mode, training=False), x)
+        twin = StochasticDepth(p, mode)
+        assert torch.equal(net.eval()(x), x) and torch.equal(twin.eval()(x), x)
+        twin.train()
         net.train()
         torch.manual_seed(0)
         ours = [net(x) for _ in range(1 if mode == "row" else 400)]
-        theirs = [stochastic_depth(x, p, mode) for _ in range(len(ours))]
+        theirs = [twin(x) for _ in range(len(ours))]
         for outs in (ours, theirs):
             kept = torch.cat([(o != 0).all(dim=1).flatten() for o in outs]).float()
             for o in outs:

@@ -30,9 +30,6 @@ from netspec.compiler.shapes import fmt
 from netspec.compiler.draw import GraphvizNotFound, style
 from netspec.errors import NetspecError
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from spec_parts import BASIC_BLOCK  # noqa: E402  (tests/ is not a package)
-
 ROOT = Path(__file__).resolve().parents[1]
 ZOO = sorted((ROOT / "specs").rglob("*.yaml"))
 HAS_DOT = shutil.which("dot") is not None
@@ -44,7 +41,18 @@ OUTPUT_ID = "netspec/output"
 MIXED = """
 name: mixed
 input: [3, 32, 32]
-""" + BASIC_BLOCK + """\
+blocks:
+  basic:
+    params: {out: int, stride: {type: int, default: 1}}
+    layers:
+      - {op: conv2d, name: conv1, out: $out, kernel: 3, padding: 1, stride: $stride, bias: false}
+      - {op: batchnorm, name: bn1}
+      - {op: relu, name: r1}
+      - {op: conv2d, name: conv2, out: $out, kernel: 3, padding: 1, bias: false}
+      - {op: batchnorm, name: bn2}
+      - {op: conv2d, name: down, from: input, out: $out, kernel: 1, stride: $stride, when: "in_channels != out or stride != 1"}
+      - {op: add, name: add, from: [bn2, down]}
+      - relu
 layers:
   - {op: conv2d, out: 16, kernel: 3, padding: 1}
   - leaky_relu

@@ -17,7 +17,6 @@ from click.testing import CliRunner
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from browser import browser, missing  # noqa: E402,F401  (tests/ is not a package; `browser` is a fixture)
-from spec_parts import BASIC_BLOCK  # noqa: E402
 
 from netspec.api import build_graph  # noqa: E402
 from netspec.cli import main  # noqa: E402
@@ -28,7 +27,18 @@ from netspec.compiler.shapes import fmt  # noqa: E402
 NET = """
 name: tiny_resnet
 input: [3, 16, 16]
-""" + BASIC_BLOCK + """\
+blocks:
+  basic:
+    params: {out: int, stride: {type: int, default: 1}}
+    layers:
+      - {op: conv2d, name: conv1, out: $out, kernel: 3, padding: 1, stride: $stride, bias: false}
+      - {op: batchnorm, name: bn1}
+      - {op: relu, name: r1}
+      - {op: conv2d, name: conv2, out: $out, kernel: 3, padding: 1, bias: false}
+      - {op: batchnorm, name: bn2}
+      - {op: conv2d, name: down, from: input, out: $out, kernel: 1, stride: $stride, when: "in_channels != out or stride != 1"}
+      - {op: add, name: add, from: [bn2, down]}
+      - relu
 layers:
   - {op: conv2d, name: stem, out: 8, kernel: 3, padding: 1}
   - {op: sequential, name: stage1, layers: [{op: basic, out: 8, repeat: 3}]}

@@ -219,27 +219,33 @@ def test_op_exports_to_onnx(name: str, tmp_path) -> None:
 
 # ---------------------------------------------------------------- memory
 # Ops whose static rule may differ from autograd's bytes, with why (kept empty unless justified).
-SAVED_TOLERANCE: dict[str, float] = {}
+SAVED_TOLERANCE: dict[str, float] = {
+    # oneDNN's fused CPU LSTM keeps a uint8 workspace whose size follows oneDNN's internal padding,
+    # not a formula netspec can state; the rule's fit (28 KiB per layer and direction + 60 bytes
+    # per step, example and hidden unit) is exact for every other tensor, and measured here
+    # +12.3 % (hidden 6, T 5), +5.0 % (2 layers, bidirectional, hidden 3), +4.9 % (hidden 4, no
+    # bias); +0.83 % on specs/lstm.yaml (T 28, hidden 128). Tolerance: 12.5 %.
+    "lstm": 0.125,
+}
 
 
 def _example_graph(name: str, example: Any, trained_before: bool, saved_after: bool = False) -> Graph:
     """The example's graph; with `trained_before`, its first input comes from a linear layer
     over the last dimension (same shape), so that it needs a gradient: an op on the raw input
-    alone is not recorded by autograd and saves nothing, which would test nothing. With
-    `saved_after`, a layer_scale (which saves its input) follows, so that the op's output is
-    saved: a view (`OpDef.view`) then keeps its input's whole storage."""
-    first, *others = example.inputs
-    layers: list[dict[str, Any]] = []
-    for k, shape in enumerate(others, start=1):
-        layers += _helpers(shape, k)
-    sources = ["input"] + [f"h{k}" for k in range(1, len(others) + 1)]
-    if trained_before:
+    alone is not recorded by autograd and saves nothing, which would test nothing (token ids
+    cannot come from a linear layer: an embedding's own weight needs the gradient, and a first
+    input embedded from token ids already does). With `saved_after`, a layer_scale (which
+    saves its input) follows, so that the op's output is saved: a view (`OpDef.view`) then
+    keeps its input's whole storage."""
+    layers, sources, given = _inputs_for(example.inputs)
+    first = example.inputs[0]
+    if trained_before and sources[0] == "input" and not isinstance(first, Tokens):
         layers.append({"op": "linear", "name": "pre", "from": "input", "out": first[-1]})
         sources[0] = "pre"
     layers.append({"op": name, "name": "op", **example.params, "from": sources})
     if saved_after:
         layers.append({"op": "layer_scale", "name": "post", "init_value": 0.5})
-    return _build(_spec(layers, first))
+    return _build(_spec(layers, given))
 
 
 @pytest.mark.parametrize("name", OPS)
@@ -261,7 +267,7 @@ def test_op_saved_bytes_equal_autograd(name: str) -> None:
         graph = _example_graph(name, example, trained_before, saved_after)
         torch.manual_seed(0)
         model = netspec.compile(graph, seed=0)
-        measured = measured_saved_bytes(model, torch.randn(2, *graph.input_shape))
+        measured = measured_saved_bytes(model, _example_input(graph))
         estimate = saved_activation_bytes(graph, 2)
         tolerance = SAVED_TOLERANCE.get(name, 0.0)
         assert abs(estimate - measured) <= tolerance * measured, (example.params, example.inputs, trained_before, saved_after, estimate, measured)

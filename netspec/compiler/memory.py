@@ -2,7 +2,7 @@
 the activations autograd saves for backward, from each op's `OpDef.saved` rule.
 
 Saved tensors are counted once each: an op that saves its input and the op before it that
-saves its output keep the same tensor; views (`OpDef.view`: flatten, identity) share their
+saves its output keep the same tensor (token ids, `shapes.Tokens`, are int64: 8 bytes each); views (`OpDef.view`: flatten, identity) share their
 input's storage. Parameters and buffers saved by an op are not activations (they are the
 weights). bf16 autocast (`amp="bf16"`) stores activations in 2 bytes and conv/linear also
 save a bf16 copy of their weight; parameters, gradients and optimizer state stay float32.
@@ -13,9 +13,11 @@ from dataclasses import asdict, dataclass
 
 from netspec.compiler import registry
 from netspec.compiler.graph import INPUT, Graph
+from netspec.compiler.shapes import Tokens
 
 OPTIMIZER_STATES = {"sgd": 0, "momentum": 1, "adam": 2, "adamw": 2}  # float32 tensors per parameter
 AMP_BYTES = {None: 4, "bf16": 2, "fp16": 2}
+TOKEN_BYTES = 8  # token ids are int64 (torch.long), under autocast too
 PARAM_BYTES = 4
 
 
@@ -79,7 +81,7 @@ def saved_activation_bytes(graph: Graph, batch: int, amp: str | None = None) -> 
         per_batch += sum(n * (size or act) for n, size in saved.per_batch)
         if amp and any(owner[i] != INPUT for i in node.inputs):  # only a weight gradient needs no copy
             weight_copies += saved.amp_weight * act
-    per_example += sum(_numel(graph.node(n).shape) for n in kept) * act  # type: ignore[arg-type]
+    per_example += sum(_numel(graph.node(n).shape) * _element_bytes(graph.node(n).shape, act) for n in kept)  # type: ignore[arg-type]
     return batch * per_example + per_batch + weight_copies
 
 
@@ -88,6 +90,11 @@ def _applies(conditions: tuple[tuple[int, ...] | None, ...], j: int, grads: list
     condition names needs a gradient (`Saved.when`)."""
     cond = conditions[j] if j < len(conditions) else None
     return cond is None or any(grads[k] for k in cond)
+
+
+def _element_bytes(shape: tuple[int, ...], act: int) -> int:
+    """Bytes per element of a node's output: int64 for token ids, else the activation dtype."""
+    return TOKEN_BYTES if isinstance(shape, Tokens) else act
 
 
 def _numel(shape: tuple[int, ...]) -> int:

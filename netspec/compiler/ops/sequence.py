@@ -11,7 +11,7 @@ import operator
 from typing import Literal, Optional
 
 from netspec.compiler.ops.layers import Dim
-from netspec.compiler.registry import Attrs, Emit, OpDef, examples, register
+from netspec.compiler.registry import SAVES_NOTHING, Attrs, Emit, OpDef, Saved, examples, register
 from netspec.compiler.schema_base import Bool, Model, NonNegInt, PosInt, Probability, value_type
 from netspec.compiler.shapes import Shape, ShapeError, Tokens, fmt, require_sequence
 
@@ -70,6 +70,7 @@ register(
         doc="Token ids [T] (vocabulary V) to vectors [T, dim] (nn.Embedding(V, dim)).",
         count_params=lambda a, ins, out: ins[0].vocab * a["dim"],
         takes_tokens=True,
+        saved=lambda a, ins, out: Saved(inputs=(0,)),  # the int64 ids (8 bytes each, compiler/memory.py)
         examples=examples(({"dim": 4}, Tokens((6,), 10)), ({"dim": 3}, Tokens((1,), 2))),
     )
 )
@@ -133,6 +134,7 @@ register(
         doc="Adds position codes to [T, D]: d2l's fixed sinusoids (max_len 1000) or a learned [max_len, D] table "
         "(default max_len T, zero-initialised).",
         count_params=lambda a, ins, out: _table_len(a, ins) * ins[0][1] if a["kind"] == "learned" else 0,
+        saved=lambda a, ins, out: SAVES_NOTHING,  # an add (the narrowed table is a view): sizes only
         examples=examples(({}, (5, 6)), ({"kind": "learned"}, (4, 3)), ({"kind": "learned", "max_len": 9}, (4, 3))),
     )
 )
@@ -169,6 +171,7 @@ register(
         label=lambda a: "class token",
         doc="Prepends a learned [1, D] step (ViT's class token, zero-initialised as torchvision's): [T, D] -> [T+1, D].",
         count_params=lambda a, ins, out: ins[0][1],
+        saved=lambda a, ins, out: SAVES_NOTHING,  # expand and cat: backward splits the gradient by sizes
         examples=examples(({}, (4, 6))),
     )
 )
@@ -246,6 +249,33 @@ def _attention_macs(a: Attrs, ins: list[Shape], out: Shape) -> int:
     return 2 * t * d * d + 2 * s * dk * d + 2 * t * s * d
 
 
+def _attention_saved(a: Attrs, ins: list[Shape], out: Shape) -> Saved:
+    """What nn.MultiheadAttention (need_weights=False) keeps on CPU, measured per path (docs/counting.md):
+
+    - no dropout: scaled_dot_product_attention's fused kernel keeps the projections it read
+      (self: the packed q, k, v, 3·T·D; cross: q T·D and k, v S·D each), its output T·D and a
+      float32 logsumexp per head and query step (heads·T); self-attention keeps the input for
+      the packed projection's weight gradient; cross-attention keeps copies of the
+      step-major queries (T·D) and memory (S·Dₖ) that its separate projections read;
+    - dropout > 0 (training): the math path: the input, the packed q, k, v (3·T·D), the scaled
+      queries and the keys' transposed copy (T·D each), the softmax, the dropout mask and the
+      dropped weights (3·heads·T·T) and the output T·D;
+    - a padding mask keeps its token ids (int64) and a float mask per head and key step.
+    """
+    (t, d), (s, dk) = ins[0], _memory(ins)
+    h = a["heads"]
+    padded = len(ins) == 2 and isinstance(ins[1], Tokens)
+    cross = len(ins) == 2 and not padded
+    if a["dropout"] > 0 and not cross:
+        return Saved(inputs=(0,), extra=((6 * t * d + 3 * h * t * t, 0),))
+    if cross and dk != d:  # separate q, k, v weights: the memory itself and a step-major copy
+        return Saved(inputs=(1,), extra=((s * dk + 3 * t * d + 2 * s * d, 0), (h * t, 4)))
+    if cross:  # packed k, v weight over the memory's step-major copy
+        return Saved(extra=((s * dk + 3 * t * d + 2 * s * d, 0), (h * t, 4)))
+    extra = ((4 * t * d, 0), (h * t, 4)) + (((h * s, 0),) if padded else ())
+    return Saved(inputs=(0, 1) if padded else (0,), extra=extra)
+
+
 register(
     OpDef(
         name="multihead_attention",
@@ -260,6 +290,7 @@ register(
         "keys whose id is pad_id (0). MACs 4·T·D² + 2·T²·D (self).",
         count_params=_attention_params,
         count_macs=_attention_macs,
+        saved=_attention_saved,
         max_inputs=2,
         examples=examples(
             ({"heads": 2}, (5, 8)),
@@ -310,6 +341,50 @@ def _recurrent_weights(kind: str, a: Attrs, ins: list[Shape]) -> tuple[int, int]
     return weights, (2 * g * h * a["layers"] * dirs if a["bias"] else 0)
 
 
+def _recurrent_saved(kind: str):
+    """What CPU torch keeps for nn.RNN / nn.GRU (step by step, per layer and direction) and
+    nn.LSTM (oneDNN's fused kernel), measured (docs/counting.md). T steps, I inputs, H hidden,
+    L layers, D directions, J = D·H the width of a layer ≥ 1's input:
+
+    - rnn: the input (and a copy per extra direction), the initial state and each step's
+      state: (T + 1)·H per layer and direction;
+    - gru: per step its 3·H gates and four H-vectors, 7·T·H per layer and direction (the
+      initial state included);
+    - lstm: a step-major copy of the input (not the input itself), per layer and direction
+      the outputs T·H, h₀, c₀, h_n, c_n (4·H), and oneDNN's workspace: 28 KiB per batch plus
+      60 bytes per step, example and hidden unit (a fit: within 1 % at T·H ≥ 3,500, the
+      workspace's padding makes it up to 12.3 % high on tiny layers); without biases, a
+      float32 copy of its weights per batch;
+    - between layers, the next layer's input: with dropout its mask and the dropped values
+      (2·T·J), else rnn/gru one copy (T·J), lstm one when bidirectional (the concatenation).
+    """
+
+    def rule(a: Attrs, ins: list[Shape], out: Shape) -> Saved:
+        t, i = ins[0]
+        h, layers, dirs = a["hidden"], a["layers"], 2 if a["bidirectional"] else 1
+        j = dirs * h
+        between = 2 if a["dropout"] > 0 else (1 if kind != "lstm" or dirs == 2 else 0)
+        inner = (layers - 1) * between * t * j
+        if kind == "lstm":
+            elements = t * i + inner + layers * dirs * (t * h + 4 * h)
+            copies = 0 if a["bias"] else PARAM_BYTES * sum(_recurrent_weights(kind, a, ins))
+            shared = a["output"] == "sequence" and dirs == 1  # the node's output IS the top layer's saved output
+            return Saved(
+                output=shared,
+                extra=((elements - (t * h if shared else 0), 0), (layers * dirs * t * h, LSTM_WORKSPACE_BYTES)),
+                per_batch=((layers * dirs, LSTM_WORKSPACE_BASE), (copies, 1)),
+            )
+        per = (t + 1) * h if kind == "rnn" else 7 * t * h
+        return Saved(inputs=(0,), extra=((t * i * (dirs - 1) + inner + layers * dirs * per, 0),))
+
+    return rule
+
+
+PARAM_BYTES = 4
+LSTM_WORKSPACE_BASE = 28672  # bytes per layer and direction (oneDNN, CPU; measured)
+LSTM_WORKSPACE_BYTES = 60  # per step, example and hidden unit (fitted at T·B·H from 60 to 14,336)
+
+
 def _recurrent_torch(kind: str):
     def build_op(a: Attrs, ins: list[Shape]) -> Emit:
         import torch
@@ -353,6 +428,7 @@ for _kind in ("rnn", "gru", "lstm"):
             f"MACs per step {_GATES[_kind]}·H·(I_l + H) per layer and direction.",
             count_params=(lambda k: lambda a, ins, out: sum(_recurrent_weights(k, a, ins)))(_kind),
             count_macs=(lambda k: lambda a, ins, out: ins[0][0] * _recurrent_weights(k, a, ins)[0])(_kind),
+            saved=_recurrent_saved(_kind),
             examples=examples(
                 ({"hidden": 6}, (5, 4)),
                 ({"hidden": 3, "layers": 2, "bidirectional": True, "dropout": 0.2, "output": "last"}, (4, 5)),
@@ -396,6 +472,8 @@ register(
         family="reshape",
         label=lambda a: f"transpose {a['dims'][0]},{a['dims'][1]}",
         doc="Swap two non-batch dimensions (torch.transpose, batch kept first): [0, 1] turns [T, D] into [D, T].",
+        saved=lambda a, ins, out: SAVES_NOTHING,
+        view=True,
         examples=examples(({"dims": [0, 1]}, (3, 5)), ({"dims": [-1, 0]}, (2, 3, 4))),
     )
 )
@@ -433,6 +511,8 @@ register(
         family="reshape",
         label=lambda a: "reshape " + "×".join(map(str, a["shape"])),
         doc="Reshape the non-batch dimensions (x.reshape(batch, *shape)); one entry may be -1. [1, 28, 28] -> [28, 28]: rows as steps.",
+        saved=lambda a, ins, out: SAVES_NOTHING,
+        view=True,  # of a contiguous input (a transposed one is copied: not modelled)
         examples=examples(({"shape": [28, 28]}, (1, 28, 28)), ({"shape": [-1, 2]}, (3, 4)), ({"shape": [12]}, (3, 4))),
     )
 )
@@ -466,6 +546,8 @@ def _reduce(name: str, fn: str, doc: str) -> None:
             family="pool",
             label=lambda a: f"{name} dim {a['dim']}",
             doc=doc,
+            # mean: sizes only; amax: the input and the result (the gradient goes where they are equal)
+            saved=(lambda a, ins, out: SAVES_NOTHING) if fn == "mean" else (lambda a, ins, out: Saved(inputs=(0,), output=True)),
             examples=examples(({"dim": 0}, (5, 4)), ({"dim": -1}, (2, 3, 4)), ({"dim": 0}, (6,))),
         )
     )
@@ -512,6 +594,8 @@ register(
         family="reshape",
         label=lambda a: f"select {a['index']} of dim {a['dim']}",
         doc="One index of a non-batch dimension (torch.select): dim 0, index 0 is ViT's class token; index -1 the last step.",
+        saved=lambda a, ins, out: SAVES_NOTHING,
+        view=True,
         examples=examples(({"dim": 0, "index": 0}, (5, 4)), ({"dim": 0, "index": -1}, (3, 2)), ({"dim": 1, "index": 2}, (2, 4, 3))),
     )
 )

@@ -98,3 +98,63 @@ def test_recipe_text_arguments_stay_literals() -> None:
     text = _recipe(Recipe(Step("call", operator.mul, (Value(0), Step("call", torch.full, ((2,), hostile)))), None), ["x"], "self.op")
     call = ast.parse(text, mode="eval").body.right
     assert isinstance(call, ast.Call) and call.args[1].value == hostile
+
+
+# ---------------------------------------------------------------- sequence ops (tuples, keywords, dtypes, shared steps)
+SEQUENCE_SPEC = {
+    "name": "sequence_recipes",
+    "input": {"tokens": 6, "vocab": 10},
+    "layers": [
+        {"op": "embedding", "dim": 8, "name": "emb"},
+        {"op": "positional_encoding", "name": "pos"},
+        {"op": "multihead_attention", "heads": 2, "causal": True, "dropout": 0.1, "name": "attn"},
+        {"op": "multihead_attention", "heads": 2, "from": ["attn", "input"], "pad_id": 3, "name": "pad"},
+        {"op": "lstm", "hidden": 4, "layers": 2, "bidirectional": True, "output": "last", "name": "lstm"},
+    ],
+}
+
+
+def test_sequence_recipes_eject_readable_and_equal(tmp_path) -> None:
+    path = tmp_path / "seq.yaml"
+    path.write_text(yaml.safe_dump(SEQUENCE_SPEC), encoding="utf-8")
+    graph = netspec.build_graph(path)
+    source = to_source(graph)
+    # the module's keywords, its tuple indexed, dtypes as torch's names, the angles computed once
+    assert "self.attn(out, out, out, need_weights=False, attn_mask=torch.ones(6, 6, dtype=torch.bool" in source
+    assert "key_padding_mask=x == 3)[0].contiguous()" in source
+    assert "self.lstm(out)[1][0]" in source and "torch.arange(6, dtype=torch.float32)" in source
+    assert "torch.stack([torch.sin(h), torch.cos(h)], -1)" in source and source.count("torch.arange(6") == 1
+    assert "kdim" not in source  # the queries' width is nn.MultiheadAttention's default
+    compiled = netspec.compile(graph, seed=2)
+    ejected = network_class(load_source(source))()
+    ejected.load_state_dict(compiled.state_dict(), strict=True)
+    x = torch.randint(0, 10, (3, 6), generator=torch.Generator().manual_seed(1))
+    for train in (False, True):
+        compiled.train(train), ejected.train(train)
+        torch.manual_seed(4)
+        want = compiled(x)
+        torch.manual_seed(4)
+        assert torch.equal(ejected(x), want)
+
+
+def test_dtypes_are_written_by_name_and_text_stays_text() -> None:
+    from netspec.compiler.codegen.source import literal
+
+    assert literal(torch.float32) == "torch.float32" and literal(torch.bool) == "torch.bool"
+    assert literal("torch.float32") == "'torch.float32'"  # a spec's text is never a name
+
+
+@pytest.mark.parametrize("name", ["device; import os", "__class__.__init__", 3])
+def test_recipe_attributes_are_validated_names(name) -> None:
+    with pytest.raises(NetspecError):
+        _recipe(Recipe(Step("call", getattr, (Value(0), name)), None), ["x"], "self.op")
+
+
+def test_a_shared_step_is_computed_once_or_refused() -> None:
+    shared = Step("call", torch.sin, (Value(0),))
+    recipe = Recipe(Step("call", operator.add, (shared, shared)), None)
+    with pytest.raises(NetspecError):  # as one expression it would be computed twice
+        _recipe(recipe, ["x"], "self.op")
+    lines: list[str] = []
+    text = _recipe(recipe, ["x"], "self.op", lambda e: lines.append(f"h = {e}") or "h")
+    assert lines == ["h = torch.sin(x)"] and text == "h + h"

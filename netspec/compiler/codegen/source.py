@@ -18,7 +18,7 @@ import math
 import operator
 import re
 from dataclasses import dataclass, field
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 import torch
 from torch import nn
@@ -30,16 +30,22 @@ from netspec.compiler.registry import FunctionCall
 from netspec.errors import NetspecError
 
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-_INFIX = {operator.add: "+", operator.sub: "-", operator.mul: "*", operator.truediv: "/", operator.matmul: "@"}
+_INFIX = {operator.add: "+", operator.sub: "-", operator.mul: "*", operator.truediv: "/", operator.matmul: "@", operator.eq: "=="}
 
 
 # --------------------------------------------------------------------------- literals
 
 def literal(value: Any) -> str:
     """Python source that evaluates to `value`: repr for text and numbers, `float('nan')` for
-    the non-finite floats (a bare `nan` is a name), containers element by element."""
+    the non-finite floats (a bare `nan` is a name), `torch.float32` for a torch dtype (the
+    object itself, found under its own name in torch: never text), containers element by element."""
     if value is None or isinstance(value, (bool, int, str)):
         return repr(value)
+    if isinstance(value, torch.dtype):
+        name = str(value).removeprefix("torch.")
+        if is_identifier(name) and getattr(torch, name, None) is value:
+            return f"torch.{name}"
+        raise NetspecError(f"cannot write the dtype {value!r} as Python source")
     if isinstance(value, float):
         return repr(value) if math.isfinite(value) else f"float({repr(value)!r})"
     if isinstance(value, tuple):
@@ -100,6 +106,8 @@ def constructor(module: nn.Module) -> str:
         default = param.default
         if default is not param.empty and _same(value, default):
             continue
+        if name in ("kdim", "vdim") and value == getattr(module, "embed_dim", None):
+            continue  # nn.MultiheadAttention's None: the queries' width
         args.append(literal(value) if default is param.empty else f"{name}={literal(value)}")
     return f"nn.{cls.__name__}({', '.join(args)})"
 
@@ -136,11 +144,28 @@ def _qualified(target: Any) -> str:
     raise NetspecError(f"cannot write source for the function {name or target!r}")
 
 
-def _recipe(recipe: Recipe, args: list[str], at: str) -> str:
+def _uses(output: Any) -> dict[int, int]:
+    """How many times each Step of a recipe is an argument (its own arguments counted once)."""
+    counts: dict[int, int] = {}
+    stack = [output]
+    while stack:
+        value = stack.pop()
+        if isinstance(value, (list, tuple)):
+            stack += list(value)
+        elif isinstance(value, Step):
+            counts[id(value)] = counts.get(id(value), 0) + 1
+            if counts[id(value)] == 1:
+                stack += list(value.args) + list(value.kwargs.values())
+    return counts
+
+
+def _recipe(recipe: Recipe, args: list[str], at: str, bind: Callable[[str], str] | None = None) -> str:
     """Source of an `Emit` recipe as one expression: `x * self.layer_scale`,
     `torch.permute(self.norm(torch.permute(x, [0, 2, 3, 1])), [0, 3, 1, 2])`; `at` reaches
-    the node's own module or parameter."""
-    seen: set[int] = set()
+    the node's own module or parameter. A step used twice (the angles of both sin and cos) is
+    computed once: `bind(expression)` writes it to a local variable and returns its name."""
+    uses = _uses(recipe.output)
+    bound: dict[int, str] = {}
 
     def render(value: Any, operand: bool = False) -> str:
         if isinstance(value, Value):
@@ -152,16 +177,30 @@ def _recipe(recipe: Recipe, args: list[str], at: str) -> str:
             return f"({items[0]},)" if len(items) == 1 else "(" + ", ".join(items) + ")"
         if not isinstance(value, Step):
             return literal(value)
-        if id(value) in seen:  # an expression would compute it twice (a dropout twice)
-            raise NetspecError("cannot write source for a recipe that uses an intermediate value twice")
-        seen.add(id(value))
         if value.kind == "parameter":
             return at
+        if id(value) in bound:
+            return bound[id(value)]
+        if uses[id(value)] > 1:  # an expression would compute it twice (a dropout twice)
+            if bind is None:
+                raise NetspecError("cannot write source for a recipe that uses an intermediate value twice")
+            bound[id(value)] = bind(expression(value))
+            return bound[id(value)]
+        text = expression(value)
+        return f"({text})" if operand and value.kind == "call" and value.target in _INFIX else text
+
+    def expression(value: Step) -> str:
         if not all(map(is_identifier, value.kwargs)):
             raise NetspecError(f"cannot write source for the keyword arguments {list(value.kwargs)!r}")
         if value.kind == "call" and value.target in _INFIX and len(value.args) == 2 and not value.kwargs:
-            text = f" {_INFIX[value.target]} ".join(render(a, operand=True) for a in value.args)
-            return f"({text})" if operand else text
+            return f" {_INFIX[value.target]} ".join(render(a, operand=True) for a in value.args)
+        if value.kind == "call" and value.target is operator.getitem and len(value.args) == 2 and not value.kwargs:
+            return f"{render(value.args[0], operand=True)}[{render(value.args[1])}]"
+        if value.kind == "call" and value.target is getattr and len(value.args) == 2 and not value.kwargs:
+            name = value.args[1]
+            if not isinstance(name, str) or not is_identifier(name):
+                raise NetspecError(f"cannot write source for the attribute {name!r}")
+            return f"{render(value.args[0], operand=True)}.{name}"
         if value.kind == "method":
             if not is_identifier(value.target) or not value.args:
                 raise NetspecError(f"cannot write source for the method {value.target!r}")
@@ -181,8 +220,10 @@ def _recipe(recipe: Recipe, args: list[str], at: str) -> str:
 
 def _module_output_shape(recipe: Recipe, in_shapes: list[Any]) -> tuple[int, ...]:
     """What the recipe's own module returns (per example), for its line's shape comment: the
-    recipe run on meta tensors (LayerNorm2d's norm sees H×W×C, stochastic depth's dropout a mask)."""
+    recipe run on meta tensors (LayerNorm2d's norm sees H×W×C, stochastic depth's dropout a
+    mask); of a module returning a tuple (nn.LSTM's output and state), its first tensor."""
     found: list[tuple[int, ...]] = []
+    done: dict[int, Any] = {}
 
     def run(value: Any) -> Any:
         if isinstance(value, Value):
@@ -191,13 +232,21 @@ def _module_output_shape(recipe: Recipe, in_shapes: list[Any]) -> tuple[int, ...
             return type(value)(run(v) for v in value)
         if not isinstance(value, Step):
             return value
+        if id(value) not in done:
+            done[id(value)] = step(value)
+        return done[id(value)]
+
+    def step(value: Step) -> Any:
         if value.kind == "parameter":
             return torch.zeros(value.target[0])
         args = [run(a) for a in value.args]
         kwargs = {k: run(v) for k, v in value.kwargs.items()}
         if value.kind == "module":
-            out = recipe.module(*args)
-            found.append(tuple(out.shape[1:]))
+            out = recipe.module(*args, **kwargs)
+            first = out
+            while isinstance(first, (tuple, list)):
+                first = first[0]
+            found.append(tuple(first.shape[1:]))
             return out
         if value.kind == "method":
             return getattr(args[0], value.target)(*args[1:], **kwargs)
@@ -411,7 +460,15 @@ class _Writer:
             if step in self.nodes and isinstance(self._built(step), FunctionCall):
                 call = _function(self._built(step), args)
             elif step in self.nodes and isinstance(self._built(step), Recipe):
-                call = _recipe(self._built(step), args, self.access("self", local, box.path))
+                def bind(expression: str) -> str:
+                    name = "h"
+                    while name in taken:
+                        name += "_"
+                    taken.add(name)
+                    lines.append(f"        {name} = {expression}")
+                    return name
+
+                call = _recipe(self._built(step), args, self.access("self", local, box.path), bind)
             else:
                 call = f"{self.access('self', local, box.path)}({', '.join(args)})"
             if inputs and uses[inputs[0]] == 0:

@@ -104,10 +104,10 @@ class Recorder:
     def method(self, name: str, *args: Any, **kwargs: Any) -> Step:
         return Step("method", name, args, kwargs)
 
-    def module(self, module: nn.Module, *args: Any) -> Step:
+    def module(self, module: nn.Module, *args: Any, **kwargs: Any) -> Step:
         put_module(self.root, self.path, module)
         self.module_built = module
-        return Step("module", None, args)
+        return Step("module", None, args, kwargs)
 
     def parameter(self, shape: tuple[int, ...], fill: float) -> Step:
         put_parameter(self.root, self.path, nn.Parameter(torch.full(shape, float(fill))))

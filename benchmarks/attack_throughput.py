@@ -21,7 +21,7 @@ from pathlib import Path
 import torch
 
 import netspec
-from netspec.runtime.attack import evaluate_attack
+from netspec.runtime.attack.attacks import evaluate_attack
 from netspec.runtime.data import to_float
 
 ZOO_LENET = Path(__file__).resolve().parents[1] / "specs" / "lenet.yaml"

@@ -62,9 +62,9 @@ def main(argv: list[str] | None = None) -> int:
         )
         return 2
     from netspec.errors import NetspecError
-    from netspec.runtime.attack import evaluate_attack
-    from netspec.runtime.prepare import prepare_data
-    from netspec.runtime.train import RunOptions, train
+    from netspec.runtime.attack.attacks import evaluate_attack
+    from netspec.runtime.train.prepare import prepare_data
+    from netspec.runtime.train.entry import RunOptions, train
 
     given = {"epochs": args.epochs, "batch_size": args.batch_size, "lr": args.lr, "limit": args.limit, "test_limit": args.test_limit}
     overrides = {k: v for k, v in given.items() if v is not None}

@@ -163,13 +163,13 @@ def plain_run(images: torch.Tensor, labels: torch.Tensor, epochs: int, seed: int
 # ------------------------------------------------------------------ netspec
 def netspec_run(spec: Path, data_dir: Path, limit: int, epochs: int, seed: int) -> Timing:
     """netspec's Trainer on the same examples (`limit` drawn with the same seed), epochs timed alone."""
-    from netspec.runtime.device import setup as setup_device
-    from netspec.runtime.distributed import DistContext
-    from netspec.runtime.options import RunOptions
-    from netspec.runtime.prepare import prepare_data
-    from netspec.runtime.progress import Progress
-    from netspec.runtime.train import resolve
-    from netspec.runtime.trainer import Trainer
+    from netspec.runtime.train.device import setup as setup_device
+    from netspec.runtime.train.distributed import DistContext
+    from netspec.runtime.run.options import RunOptions
+    from netspec.runtime.train.prepare import prepare_data
+    from netspec.runtime.train.progress import Progress
+    from netspec.runtime.train.entry import resolve
+    from netspec.runtime.train.trainer import Trainer
 
     _, graph, cfg, _ = resolve(spec, {"epochs": epochs, "limit": limit, "seed": seed, "test_limit": 256})
     data = prepare_data(cfg, data_dir, input_shape=graph.input_shape)

@@ -176,8 +176,8 @@ def train(spec: str | Path | LoadedSpec | None = None, **settings: Any) -> Any:
     from dataclasses import fields
 
     from netspec.compiler.train_schema import TrainConfig
-    from netspec.runtime.options import RunOptions
-    from netspec.runtime.train import train as run_train
+    from netspec.runtime.run.options import RunOptions
+    from netspec.runtime.train.entry import train as run_train
 
     run_fields = {f.name for f in fields(RunOptions)} - set(TrainConfig.model_fields)  # amp, channels_last: train:
     options = RunOptions(**{k: settings.pop(k) for k in list(settings) if k in run_fields})

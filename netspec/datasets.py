@@ -103,7 +103,7 @@ DATASETS: dict[str, Dataset] = {
         Dataset(
             name="fashion_mnist_segmentation",
             doc="Fashion-MNIST as per-pixel masks: each pixel above 32/255 is its image's class + 1, the rest background (0)",
-            loader="netspec.runtime.segmentation:load_split",
+            loader="netspec.runtime.data.segmentation:load_split",
             task="segmentation",
             example_shape=(1, 28, 28),
             classes=("background", "t-shirt", "trouser", "pullover", "dress", "coat", "sandal", "shirt", "sneaker", "bag", "ankle boot"),

@@ -1,4 +1,4 @@
-"""Tests for netspec.runtime.attack (FGSM, PGD, evaluation) and `netspec attack` (fast)."""
+"""Tests for netspec.runtime.attack.attacks (FGSM, PGD, evaluation) and `netspec attack` (fast)."""
 from __future__ import annotations
 
 import gzip
@@ -16,7 +16,7 @@ from safetensors.torch import load_file, save_file
 import netspec
 from netspec.cli import main
 from netspec.runtime import data as D
-from netspec.runtime.attack import evaluate_attack, fgsm_perturb, pgd_perturb
+from netspec.runtime.attack.attacks import evaluate_attack, fgsm_perturb, pgd_perturb
 
 from shared_data import FASHION_MNIST as SHARED, needs_fashion_mnist as needs_shared, trust_copy  # noqa: E402
 
@@ -367,7 +367,7 @@ def test_cli_rejects_nan_weights(workspace):
 def test_cli_refuses_an_output_name_taken_by_a_folder_before_attacking(workspace, monkeypatch):
     out = workspace / "atk7"
     (out / "attack.json").mkdir(parents=True)
-    import netspec.runtime.attack as A
+    import netspec.runtime.attack.attacks as A
 
     def never(*args, **kwargs):
         raise AssertionError("attacked although the results could not be written")

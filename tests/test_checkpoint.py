@@ -23,8 +23,8 @@ from netspec.api import compile as compile_spec
 from netspec.cli import main
 from netspec.errors import CheckpointError, TrainingError
 from netspec.files import atomic_write
-from netspec.runtime import checkpoint as ckpt
-from netspec.runtime.train import RunOptions, train
+from netspec.runtime.run import checkpoint as ckpt
+from netspec.runtime.train.entry import RunOptions, train
 
 ROOT = Path(__file__).resolve().parents[1]
 

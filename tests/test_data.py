@@ -1,4 +1,4 @@
-"""Tests for netspec.runtime.data and netspec.runtime.augment (fast; never touch the network)."""
+"""Tests for netspec.runtime.data and netspec.runtime.data.augment (fast; never touch the network)."""
 from __future__ import annotations
 
 import gzip
@@ -13,9 +13,9 @@ from hypothesis import strategies as st
 
 from netspec import datasets
 from netspec.errors import DataError
-from netspec.runtime import augment as A
+from netspec.runtime.data import augment as A
 from netspec.runtime import data as D
-from netspec.runtime import batching as B
+from netspec.runtime.data import batching as B
 from netspec.runtime.data import idx as IDX
 
 from shared_data import FASHION_MNIST as SHARED, FILES, needs_fashion_mnist as needs_shared, trust_copy  # noqa: E402

@@ -76,7 +76,7 @@ def test_every_loader_named_in_the_table_exists_and_takes_the_common_signature()
 
 def test_loaders_return_what_the_table_says(tmp_path):
     """The entry's task, example shape and classes are what its loader produces."""
-    from netspec.runtime.prepare import prepare_data
+    from netspec.runtime.train.prepare import prepare_data
 
     (tmp_path / "d.csv").write_text("a,b,y\n" + "".join(f"{i},{i % 3},{i % 2}\n" for i in range(20)))
     configs = {

@@ -17,9 +17,9 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from netspec.runtime.distributed import DistContext
-from netspec.runtime.evaluation import part as _part
-from netspec.runtime.train import RunOptions, train
+from netspec.runtime.train.distributed import DistContext
+from netspec.runtime.train.evaluation import part as _part
+from netspec.runtime.train.entry import RunOptions, train
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from ddp import ddp_mlp, free_port  # noqa: E402  (tests/ is not a package)
@@ -32,7 +32,7 @@ WORKER = textwrap.dedent(
     """
     import os, sys, torch
     from safetensors.torch import save_file
-    from netspec.runtime.train import RunOptions, train
+    from netspec.runtime.train.entry import RunOptions, train
     result = train(sys.argv[1], {}, RunOptions(device="cpu", quiet=True, out=sys.argv[2]))
     state = {k: v.contiguous() for k, v in result.model.state_dict().items()}
     save_file(state, os.path.join(sys.argv[3], f"rank{os.environ['RANK']}.safetensors"))
@@ -113,7 +113,7 @@ def test_nproc_per_node_checks_everything_once_before_launching(tmp_path, monkey
     from click.testing import CliRunner
 
     from netspec.cli import main
-    from netspec.runtime import distributed
+    from netspec.runtime.train import distributed
 
     launched = []
     monkeypatch.setattr(distributed, "relaunch", lambda *a: launched.append(a) or 0)

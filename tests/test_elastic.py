@@ -18,8 +18,8 @@ import torch
 from safetensors.torch import load_file
 
 from netspec.errors import TrainingError
-from netspec.runtime import trainer as trainer_module
-from netspec.runtime.train import RunOptions, train
+from netspec.runtime.train import trainer as trainer_module
+from netspec.runtime.train.entry import RunOptions, train
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from ddp import ddp_mlp, free_port  # noqa: E402  (tests/ is not a package)

@@ -19,7 +19,7 @@ from click.testing import CliRunner
 
 from netspec.cli import main
 from netspec.errors import CheckpointError, DataError
-from netspec.runtime import checkpoint as ckpt
+from netspec.runtime.run import checkpoint as ckpt
 from netspec.runtime import data as D
 from netspec.runtime.data import idx as IDX
 from netspec.runtime.data import tabular

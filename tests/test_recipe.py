@@ -17,11 +17,11 @@ from safetensors.torch import load_file
 from netspec.api import compile as compile_spec
 from netspec.compiler.train_schema import TrainConfig, with_overrides
 from netspec.errors import SpecError, TrainingError
-from netspec.runtime import batching as B
-from netspec.runtime import ema as ema_module
-from netspec.runtime.evaluation import evaluate
-from netspec.runtime.prepare import prepare_data
-from netspec.runtime.train import RunOptions, train
+from netspec.runtime.data import batching as B
+from netspec.runtime.train import ema as ema_module
+from netspec.runtime.train.evaluation import evaluate
+from netspec.runtime.train.prepare import prepare_data
+from netspec.runtime.train.entry import RunOptions, train
 
 from shared_data import FASHION_MNIST as DATA, needs_fashion_mnist as needs_data  # noqa: E402
 
@@ -244,7 +244,7 @@ def test_warmup_shorthand_sets_the_schedule():
 
 
 def test_sync_bn_is_refused_on_cpu_before_any_batch():
-    from netspec.runtime.distributed import sync_batchnorm
+    from netspec.runtime.train.distributed import sync_batchnorm
 
     with pytest.raises(TrainingError, match="SyncBatchNorm runs on CUDA devices only"):
         sync_batchnorm(torch.nn.Sequential(torch.nn.BatchNorm2d(3)), torch.device("cpu"))
@@ -254,7 +254,7 @@ def test_sync_bn_on_cpu_is_refused_once_before_launching_processes(tmp_path, mon
     from click.testing import CliRunner
 
     from netspec.cli import main
-    from netspec.runtime import distributed
+    from netspec.runtime.train import distributed
 
     launched = []
     monkeypatch.setattr(distributed, "relaunch", lambda *a: launched.append(a) or 0)

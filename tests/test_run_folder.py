@@ -25,7 +25,7 @@ from safetensors.torch import load_file
 from netspec import files
 from netspec.cli import main
 from netspec.errors import NetspecError
-from netspec.runtime.train import RunOptions, train
+from netspec.runtime.train.entry import RunOptions, train
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -149,7 +149,7 @@ def test_an_exception_at_every_write_point_then_recovery_gives_a_truthful_folder
 _KILLER = """
 import os, sys
 from netspec import files
-from netspec.runtime.train import RunOptions, train
+from netspec.runtime.train.entry import RunOptions, train
 import torch
 torch.set_num_threads(1)
 k = int(sys.argv[3]); count = [0]

@@ -15,8 +15,11 @@ import pytest
 from click.testing import CliRunner
 
 from netspec.cli import main
-from netspec.runtime import metrics, run_dir, run_index, tensorboard_log
-from netspec.runtime.train import RunOptions, train
+from netspec.runtime.run import metrics
+from netspec.runtime.run import run_dir
+from netspec.runtime.run import index as run_index
+from netspec.runtime.run import tensorboard_log
+from netspec.runtime.train.entry import RunOptions, train
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

@@ -1,4 +1,4 @@
-"""Segmentation on real Fashion-MNIST (netspec/runtime/segmentation.py) and the U-Net spec.
+"""Segmentation on real Fashion-MNIST (netspec/runtime/data/segmentation.py) and the U-Net spec.
 
 Truths: the masks recomputed with numpy from the raw images and labels; pixel accuracy and
 IoU counted pixel by pixel from the saved weights' predictions, not from the confusion
@@ -17,7 +17,7 @@ from click.testing import CliRunner
 
 import netspec
 from netspec.cli import main
-from netspec.runtime import segmentation as S
+from netspec.runtime.data import segmentation as S
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from shared_data import FASHION_MNIST, needs_fashion_mnist  # noqa: E402

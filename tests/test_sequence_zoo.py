@@ -1,6 +1,6 @@
 """The sequence zoo on real data: Fashion-MNIST read as 28 steps of 28 pixels (input [28, 28]
 lays each 1×28×28 image out row by row, no dataset code of its own), and the LSTM/GRU
-classifiers learn from it through `netspec.runtime.train` (issue 10 §5)."""
+classifiers learn from it through `netspec.runtime.train.entry` (issue 10 §5)."""
 from __future__ import annotations
 
 import json
@@ -11,8 +11,8 @@ import pytest
 import torch
 
 import netspec
-from netspec.runtime.prepare import prepare_data
-from netspec.runtime.train import RunOptions, train
+from netspec.runtime.train.prepare import prepare_data
+from netspec.runtime.train.entry import RunOptions, train
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from shared_data import FASHION_MNIST as DATA, needs_fashion_mnist as needs_data  # noqa: E402
@@ -49,7 +49,7 @@ def test_attack_on_the_row_lstm_draws_the_rows_as_the_image(tmp_path) -> None:
     from click.testing import CliRunner
 
     from netspec.cli import main
-    from netspec.runtime.attack_plot import _as_image
+    from netspec.runtime.attack.plot import _as_image
 
     rows = torch.rand(28, 28)
     assert torch.equal(_as_image(rows, (1, 28, 28)), rows)

@@ -24,11 +24,11 @@ from netspec.compiler.schema import json_schema
 from netspec.compiler.train_schema import ScheduleSpec, TrainConfig, with_overrides
 from netspec.errors import SpecError, TrainingError
 from netspec.runtime import data as D
-from netspec.runtime import batching as B
-from netspec.runtime.checkpoint import load_weights
-from netspec.runtime.optim import lr_factor
-from netspec.runtime.prepare import prepare_data
-from netspec.runtime.train import RunOptions, evaluate, train
+from netspec.runtime.data import batching as B
+from netspec.runtime.run.checkpoint import load_weights
+from netspec.runtime.train.optim import lr_factor
+from netspec.runtime.train.prepare import prepare_data
+from netspec.runtime.train.entry import RunOptions, evaluate, train
 
 from shared_data import FASHION_MNIST as DATA, needs_fashion_mnist as needs_data  # noqa: E402
 
@@ -412,7 +412,7 @@ def test_bad_augment_parameters_are_spec_errors_in_check_and_train(tmp_path, aug
 def test_augment_shorthands_fill_in_the_runtime_defaults():
     import inspect
 
-    from netspec.runtime.augment import AUGMENTATIONS
+    from netspec.runtime.data.augment import AUGMENTATIONS
 
     cfg, _ = with_overrides({}, {"augment": ["horizontal_flip", {"random_erasing": None}]})
     items = [step.as_item() for step in cfg.augment]
@@ -509,7 +509,7 @@ def test_a_directory_in_place_of_a_run_file_is_refused_before_training(tmp_path,
 
 
 def test_a_failing_picture_keeps_the_weights_of_a_finished_run(tmp_path, monkeypatch):
-    from netspec.runtime import metrics
+    from netspec.runtime.run import metrics
 
     def broken(*args, **kwargs):
         raise IsADirectoryError(21, "Is a directory")
@@ -524,7 +524,7 @@ def test_a_failing_picture_keeps_the_weights_of_a_finished_run(tmp_path, monkeyp
 
 
 def test_interrupt_after_a_checkpoint_prints_how_to_resume(tmp_path, monkeypatch, capsys):
-    from netspec.runtime.trainer import Trainer
+    from netspec.runtime.train.trainer import Trainer
 
     real = Trainer.train_epoch
 
@@ -554,7 +554,7 @@ def test_csv_with_an_empty_test_split_is_refused(tmp_path):
 def test_fgsm_adversarial_training_makes_the_model_more_robust(tmp_path):
     """What `train.adversarial` is for: under FGSM at the training ε, the adversarially
     trained MLP keeps clearly more accuracy than the same MLP trained on clean images."""
-    from netspec.runtime.attack import evaluate_attack
+    from netspec.runtime.attack.attacks import evaluate_attack
 
     spec = write(tmp_path, MLP)
     base = {"epochs": 3, "limit": 3000, "test_limit": 1000, "batch_size": 64, "lr": 0.1, "seed": 0}

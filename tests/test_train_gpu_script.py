@@ -36,7 +36,7 @@ def test_train_gpu_script_runs_tiny_on_cpu(tmp_path):
 
     import torch
 
-    from netspec.runtime.train import RunOptions, evaluate_spec
+    from netspec.runtime.train.entry import RunOptions, evaluate_spec
 
     torch.set_num_threads(1)
     clean = evaluate_spec(out / "spec.yaml", out, options=RunOptions(device="cpu", data_dir=DATA))

@@ -143,13 +143,13 @@ def attack(spec: Path, weights: Path | None, eps_values: tuple[str, ...], method
     steps = steps or 10
 
     from netspec.api import build_graph, compile as compile_spec, load
-    from netspec.runtime.attack import PIXELS, evaluate_attack, progress_bar
-    from netspec.runtime.attack_plot import plot_curve, plot_samples
+    from netspec.runtime.attack.attacks import PIXELS, evaluate_attack, progress_bar
+    from netspec.runtime.attack.plot import plot_curve, plot_samples
     from netspec.files import atomic_write
-    from netspec.runtime.checkpoint import load_weights
-    from netspec.runtime.device import pick_device
-    from netspec.runtime.prepare import prepare_data
-    from netspec.runtime.run_dir import check_writable, writing
+    from netspec.runtime.run.checkpoint import load_weights
+    from netspec.runtime.train.device import pick_device
+    from netspec.runtime.train.prepare import prepare_data
+    from netspec.runtime.run.run_dir import check_writable, writing
 
     loaded = load(spec, variant=variant)
     graph = build_graph(loaded)

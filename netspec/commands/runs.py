@@ -102,7 +102,7 @@ def _compare(a: Any, b: Any) -> None:
     from rich.table import Table
     from rich.text import Text
 
-    from netspec.runtime.run_index import spec_diff
+    from netspec.runtime.run.index import spec_diff
 
     console = _console()
     table = Table(title="metrics", title_justify="left", header_style="bold")
@@ -149,14 +149,14 @@ def runs(folders: tuple[Path, ...], as_json: bool) -> None:
     netspec runs runs/lenet      the runs of one spec
     netspec runs RUN_A RUN_B     the two runs' metrics side by side, then their spec diff
     """
-    from netspec.runtime.run_index import RunsError, find_runs, read_run
+    from netspec.runtime.run.index import RunsError, find_runs, read_run
 
     if len(folders) > 2:
         raise RunsError(f"give one folder to list, or two run folders to compare (got {len(folders)})")
     if len(folders) == 2:
         a, b = (read_run(f) for f in folders)
         if as_json:
-            from netspec.runtime.run_index import spec_diff
+            from netspec.runtime.run.index import spec_diff
 
             click.echo(json.dumps({"a": _record(a), "b": _record(b), "spec_diff": spec_diff(a, b)}, indent=2))
         else:

@@ -129,7 +129,7 @@ def train(ctx: click.Context, spec: Path | None, **params: Any) -> None:
     if params["out"] is not None and not params["out"].strip():
         raise TrainingError("--out: empty folder name; give the run folder to create")
 
-    from netspec.runtime.train import RunOptions, train as run_train
+    from netspec.runtime.train.entry import RunOptions, train as run_train
 
     options = RunOptions(
         device=params["device"], compile=params["compile_"],
@@ -138,13 +138,13 @@ def train(ctx: click.Context, spec: Path | None, **params: Any) -> None:
         kfold=params["kfold"], grad_norms=params["grad_norms"], quiet=params["quiet"], threads=params["threads"],
     )
     if nproc > 1 and "WORLD_SIZE" not in os.environ:
-        from netspec.runtime.distributed import relaunch
-        from netspec.runtime.train import precheck
+        from netspec.runtime.train.distributed import relaunch
+        from netspec.runtime.train.entry import precheck
 
         precheck(load_variant(spec, variant), overrides, options, nproc)  # errors once, here, not once per process after the launch
         sys.exit(relaunch(nproc, ["train", *_without_nproc(ctx.meta.get("netspec.args", []))]))
-    from netspec.runtime.distributed import LAUNCHED, PeerLost
-    from netspec.runtime.run_dir import RunInterrupted
+    from netspec.runtime.train.distributed import LAUNCHED, PeerLost
+    from netspec.runtime.run.run_dir import RunInterrupted
 
     try:
         result = run_train(load_variant(spec, variant), overrides, options)
@@ -218,7 +218,7 @@ def eval_(spec: Path, weights: Path | None, split: str, as_json: bool, variant: 
     overrides = _collect_overrides(params)
     spec, weights = resolve_run_folder(spec, weights, "--weights")
 
-    from netspec.runtime.train import RunOptions, evaluate_spec
+    from netspec.runtime.train.entry import RunOptions, evaluate_spec
 
     options = RunOptions(
         device=params["device"], data_dir=params["data_dir"], threads=params["threads"]

@@ -154,7 +154,7 @@ class AugmentStep(_Train):
         return self
 
     def as_item(self) -> dict[str, dict[str, Any]]:
-        """{name: params} as `netspec.runtime.augment.build_augment` takes it (defaults filled in)."""
+        """{name: params} as `netspec.runtime.data.augment.build_augment` takes it (defaults filled in)."""
         (name,) = self.model_fields_set
         params = getattr(self, name).model_dump()
         return {name: {k: list(v) if isinstance(v, tuple) else v for k, v in params.items()}}

@@ -105,7 +105,7 @@ def draw(model: nn.Module, data: Any, device: torch.device, path: Path, count: i
     """Rows of test examples: image, true mask, predicted mask (one colour per class)."""
     from matplotlib.colors import ListedColormap
 
-    from netspec.runtime.metrics import _pyplot, _save
+    from netspec.runtime.run.metrics import _pyplot, _save
 
     was_training = model.training
     model.eval()

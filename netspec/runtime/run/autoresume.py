@@ -17,9 +17,9 @@ from typing import Any
 import yaml
 
 from netspec.errors import TrainingError
-from netspec.runtime import checkpoint as ckpt
-from netspec.runtime.options import RunOptions
-from netspec.runtime.run_dir import SPEC_FILE
+from netspec.runtime.run import checkpoint as ckpt
+from netspec.runtime.run.options import RunOptions
+from netspec.runtime.run.run_dir import SPEC_FILE
 
 __all__ = ["AUTO", "decide"]
 
@@ -41,7 +41,7 @@ def decide(
 ) -> tuple[str | os.PathLike[str] | None, dict[str, Any], RunOptions]:
     """(spec, overrides, options) to run: a resume of --out when it holds a checkpoint of the
     same run, else a fresh start in --out."""
-    from netspec.runtime.train import resolve
+    from netspec.runtime.train.entry import resolve
 
     if options.out is None or spec is None:
         raise TrainingError("--resume auto needs a SPEC and --out (the run folder to continue, or to start in)")

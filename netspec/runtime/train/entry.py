@@ -25,19 +25,19 @@ from netspec.compiler.graph import Graph
 from netspec.compiler.pipeline import LoadedSpec
 from netspec.compiler.train_schema import TrainConfig, plain, with_overrides
 from netspec.errors import TrainingError
-from netspec.runtime import checkpoint as ckpt
-from netspec.runtime import distributed as dist
-from netspec.runtime.autoresume import AUTO, decide
-from netspec.runtime.batching import kfold_indices
-from netspec.runtime.device import DeviceSetup, pick_device, setup as setup_device
-from netspec.runtime.evaluation import evaluate
-from netspec.runtime.options import RunOptions
-from netspec.runtime.prepare import Prepared, check_data_dir, load_test_split, prepare_data
-from netspec.runtime.progress import Progress
-from netspec.runtime.recipe import pick_amp
-from netspec.runtime.resume import check_resume, load_resume_state
-from netspec.runtime.run_dir import SPEC_FILE, RunDir, RunInterrupted, check_out_folder, writing
-from netspec.runtime.trainer import Trainer, check_batch_split, closed_form, fit
+from netspec.runtime.run import checkpoint as ckpt
+from netspec.runtime.train import distributed as dist
+from netspec.runtime.run.autoresume import AUTO, decide
+from netspec.runtime.data.batching import kfold_indices
+from netspec.runtime.train.device import DeviceSetup, pick_device, setup as setup_device
+from netspec.runtime.train.evaluation import evaluate
+from netspec.runtime.run.options import RunOptions
+from netspec.runtime.train.prepare import Prepared, check_data_dir, load_test_split, prepare_data
+from netspec.runtime.train.progress import Progress
+from netspec.runtime.train.recipe import pick_amp
+from netspec.runtime.run.resume import check_resume, load_resume_state
+from netspec.runtime.run.run_dir import SPEC_FILE, RunDir, RunInterrupted, check_out_folder, writing
+from netspec.runtime.train.trainer import Trainer, check_batch_split, closed_form, fit
 
 __all__ = [
     "RunOptions",
@@ -92,7 +92,7 @@ def resolve(
 def _check_output(graph: Graph, data: Prepared, cfg: TrainConfig) -> None:
     out = tuple(graph.output_shape)
     if data.task == "segmentation":
-        from netspec.runtime import segmentation
+        from netspec.runtime.data import segmentation
 
         return segmentation.check_output(out, tuple(data.train_y.shape[1:]))
     if data.task == "classification":
@@ -238,7 +238,7 @@ def _train(loaded: LoadedSpec, graph: Graph, cfg: TrainConfig, tree: dict[str, A
             history = closed_form(trainer) if cfg.solver == "closed_form" else fit(trainer, progress, run)
         summary = _summary(graph, cfg, trainer, history, time.perf_counter() - wall, run_dir)
         if data.task == "segmentation" and ctx.is_main:  # pixel accuracy, mean IoU, a picture (runtime/segmentation.py)
-            from netspec.runtime import segmentation
+            from netspec.runtime.data import segmentation
 
             summary.update(segmentation.evaluate(trainer.final_model, trainer.data, setup.device))
             if run is not None:  # before summary.json, which marks the run finished
@@ -306,7 +306,7 @@ def evaluate_spec(
         model = model.to(memory_format=torch.channels_last)
     result = evaluate(model, data, cfg, setup, split)
     if data.task == "segmentation" and split == "test":
-        from netspec.runtime import segmentation
+        from netspec.runtime.data import segmentation
 
         result.update(segmentation.evaluate(model, data, setup.device))
     return {"spec": graph.name, "weights": str(weights), "split": split, **result, "device": setup.describe()}

@@ -21,19 +21,19 @@ from torch import nn
 from netspec.compiler.graph import Graph
 from netspec.compiler.train_schema import TrainConfig
 from netspec.errors import CheckpointError, Diagnostic, SpecError, TrainingError
-from netspec.runtime import checkpoint as ckpt
-from netspec.runtime import distributed as dist
-from netspec.runtime.augment import Augment, build_augment
-from netspec.runtime.batching import Batches
-from netspec.runtime.device import DeviceSetup, to_device
-from netspec.runtime.ema import EMA
-from netspec.runtime.evaluation import batch_inputs, evaluate
-from netspec.runtime.optim import build_optimizer, build_scheduler, loss_function
-from netspec.runtime.options import RunOptions
-from netspec.runtime.prepare import Prepared
-from netspec.runtime.progress import Progress
-from netspec.runtime.recipe import param_groups
-from netspec.runtime.run_dir import RunDir
+from netspec.runtime.run import checkpoint as ckpt
+from netspec.runtime.train import distributed as dist
+from netspec.runtime.data.augment import Augment, build_augment
+from netspec.runtime.data.batching import Batches
+from netspec.runtime.train.device import DeviceSetup, to_device
+from netspec.runtime.train.ema import EMA
+from netspec.runtime.train.evaluation import batch_inputs, evaluate
+from netspec.runtime.train.optim import build_optimizer, build_scheduler, loss_function
+from netspec.runtime.run.options import RunOptions
+from netspec.runtime.train.prepare import Prepared
+from netspec.runtime.train.progress import Progress
+from netspec.runtime.train.recipe import param_groups
+from netspec.runtime.run.run_dir import RunDir
 
 __all__ = ["EpochStats", "Trainer", "check_batch_split", "closed_form", "fit", "history_row"]
 
@@ -255,7 +255,7 @@ class Trainer:
         The perturbation uses the plain module (not DDP's wrapper), so its extra backward
         does not take part in gradient averaging; images stay in [0, 1].
         """
-        from netspec.runtime.attack import PIXELS, fgsm_perturb
+        from netspec.runtime.attack.attacks import PIXELS, fgsm_perturb
 
         spec = self.cfg.adversarial
         assert spec is not None
@@ -348,7 +348,7 @@ def _epochs(trainer: Trainer, progress: Progress, run: RunDir | None, run_dir: P
 
 def closed_form(trainer: Trainer) -> list[dict[str, Any]]:
     """Least squares on the whole training set, recorded as one 'epoch'."""
-    from netspec.runtime.regression import solve_closed_form
+    from netspec.runtime.train.regression import solve_closed_form
 
     start = time.perf_counter()
     data = trainer.data

@@ -21,7 +21,7 @@ from netspec import datasets
 from netspec.compiler.train_schema import TrainConfig
 from netspec.errors import DataError
 from netspec.runtime import data as D
-from netspec.runtime import batching as B
+from netspec.runtime.data import batching as B
 
 __all__ = ["Prepared", "load_test_split", "prepare_data"]
 
@@ -74,7 +74,7 @@ class Prepared:
 
     def to(self, device: torch.device) -> "Prepared":
         """Every split moved to `device` once (through pinned memory for CUDA)."""
-        from netspec.runtime.device import to_device
+        from netspec.runtime.train.device import to_device
 
         moved = {
             k: (to_device(getattr(self, k), device) if getattr(self, k) is not None else None)

@@ -32,10 +32,10 @@ from netspec.compiler.graph import Graph
 from netspec.compiler.train_schema import TrainConfig
 from netspec.errors import TrainingError
 from netspec.files import TEMP_SUFFIX, atomic_write, clean_temporaries, open_regular
-from netspec.runtime import checkpoint as ckpt
-from netspec.runtime import metrics
-from netspec.runtime import tensorboard_log
-from netspec.runtime.options import RunOptions
+from netspec.runtime.run import checkpoint as ckpt
+from netspec.runtime.run import metrics
+from netspec.runtime.run import tensorboard_log
+from netspec.runtime.run.options import RunOptions
 
 __all__ = [
     "RUN_FILES",

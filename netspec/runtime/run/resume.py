@@ -9,9 +9,9 @@ from typing import Any
 from netspec.compiler.pipeline import LoadedSpec
 from netspec.compiler.train_schema import TrainConfig, with_overrides
 from netspec.errors import TrainingError
-from netspec.runtime import checkpoint as ckpt
-from netspec.runtime.options import RunOptions
-from netspec.runtime.run_dir import SPEC_FILE
+from netspec.runtime.run import checkpoint as ckpt
+from netspec.runtime.run.options import RunOptions
+from netspec.runtime.run.run_dir import SPEC_FILE
 
 __all__ = ["check_resume", "load_resume_state"]
 

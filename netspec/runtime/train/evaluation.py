@@ -9,11 +9,11 @@ import torch
 from torch import nn
 
 from netspec.compiler.train_schema import TrainConfig
-from netspec.runtime import distributed as dist
-from netspec.runtime.device import DeviceSetup, to_device
-from netspec.runtime.optim import loss_function
-from netspec.runtime.prepare import Prepared
-from netspec.runtime.recipe import tta_forward
+from netspec.runtime.train import distributed as dist
+from netspec.runtime.train.device import DeviceSetup, to_device
+from netspec.runtime.train.optim import loss_function
+from netspec.runtime.train.prepare import Prepared
+from netspec.runtime.train.recipe import tta_forward
 
 __all__ = ["batch_inputs", "evaluate", "part"]
 

@@ -80,7 +80,7 @@ def loss_function(cfg: TrainConfig, num_classes: int, training: bool = False) ->
     """Mean loss over the batch. MSE on class labels compares with one-hot targets. Label
     smoothing is part of the training loss only: evaluation reports the plain cross-entropy."""
     if cfg.task == "segmentation":
-        from netspec.runtime import segmentation
+        from netspec.runtime.data import segmentation
 
         return segmentation.loss
     if cfg.loss == "cross_entropy":

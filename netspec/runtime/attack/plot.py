@@ -13,7 +13,7 @@ from pathlib import Path
 
 import torch
 
-from netspec.runtime.attack import AttackResult, Samples
+from netspec.runtime.attack.attacks import AttackResult, Samples
 
 __all__ = ["plot_curve", "plot_samples"]
 

@@ -1,0 +1,1 @@
+"""Adversarial attacks (FGSM, PGD) and their pictures."""

@@ -1,0 +1,1 @@
+"""The run folder: its files, their write order, resuming and reading runs back."""

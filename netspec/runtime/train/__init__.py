@@ -1,0 +1,1 @@
+"""Training: the loop, its recipe, devices and ranks, evaluation."""

@@ -8,7 +8,7 @@ ORDER = ["linear_regression", "linear_regression_closed_form", "softmax_regressi
          "lenet", "lenet_bn", "alexnet", "vgg11", "vgg11_small", "nin", "googlenet", "resnet18", "densenet",
          "imagenet/alexnet", "imagenet/vgg16", "imagenet/googlenet", "imagenet/resnet18", "imagenet/resnet50",
          "imagenet/densenet121", "imagenet/mobilenet_v2", "imagenet/mobilenet_v3_large", "imagenet/efficientnet_b0",
-         "imagenet/regnet_y_400mf", "imagenet/shufflenet_v2_x1_0", "imagenet/convnext_tiny", "unet"]
+         "imagenet/regnet_y_400mf", "imagenet/shufflenet_v2_x1_0", "imagenet/convnext_tiny", "imagenet/vit_b_16", "unet"]
 DEPTH = {"googlenet": 1, "resnet18": 1, "densenet": 1, "imagenet/googlenet": 1, "imagenet/resnet18": 1, "imagenet/resnet50": 1,
          "imagenet/densenet121": 1, "imagenet/mobilenet_v2": 1, "imagenet/mobilenet_v3_large": 1, "imagenet/efficientnet_b0": 1,
          "imagenet/regnet_y_400mf": 1, "imagenet/shufflenet_v2_x1_0": 1, "imagenet/convnext_tiny": 1}

@@ -29,6 +29,7 @@ from netspec.compiler.graph import INPUT, Graph
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from twins_vision import PUBLISHED_PARAMS  # noqa: E402
+from twins_vit import VIT_PUBLISHED_PARAMS  # noqa: E402
 from twins import STATE_MAPS, TWINS, copy_state, layer_signature, loose_parameters, stateful_in_call_order  # noqa: E402  (tests/ is not a package)
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -46,6 +47,7 @@ TORCHVISION_PARAMS = {
     "resnet18_imagenet": 11_689_512,
     "resnet50_imagenet": 25_557_032,
     **{name: count for name, count in PUBLISHED_PARAMS.items() if name.endswith("_imagenet")},
+    **VIT_PUBLISHED_PARAMS,
 }
 
 # The book's hyper-parameters: (batch_size, lr, epochs, resize) from D2L's code.

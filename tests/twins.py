@@ -17,6 +17,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from twins_vision import VISION_TWINS  # tests/ is on sys.path (not a package)
+from twins_vit import VIT_TWINS
 
 
 # ============================================================ D2L, Fashion-MNIST (1 channel, 10 classes)
@@ -783,6 +784,7 @@ TWINS: dict[str, Callable[[], nn.Module]] = {
     "fmnist_fast": fmnist_fast,
 }
 TWINS.update(VISION_TWINS)  # today's vision networks: tests/twins_vision.py
+TWINS.update(VIT_TWINS)  # torchvision's ViT-B/16: tests/twins_vit.py
 
 # Twins whose names differ from the spec's in a known way: spec name -> our state_dict in the
 # twin's names. These are compared by name (strict load) instead of pairing layers in call order.
@@ -809,8 +811,15 @@ def loose_parameters(module: nn.Module) -> list[nn.Parameter]:
 
 
 def stateful_in_call_order(module: nn.Module, x: torch.Tensor) -> list[nn.Module]:
-    """The layers that own parameters or buffers, in the order a forward pass first calls them."""
-    owners = [m for m in module.modules() if _is_layer(m) and (any(True for _ in m.parameters(recurse=False)) or any(True for _ in m.buffers(recurse=False)))]
+    """The layers that own parameters or buffers, in the order a forward pass first calls them.
+    A layer inside another (nn.MultiheadAttention's out_proj, which it never calls) is part of
+    the outer layer's state, not a layer of its own."""
+    layers = [name for name, m in module.named_modules() if _is_layer(m)]
+    inner = {name for name in layers if any(name.startswith(outer + ".") for outer in layers)}
+    owners = [
+        m for name, m in module.named_modules()
+        if name in layers and name not in inner and (any(True for _ in m.parameters(recurse=False)) or any(True for _ in m.buffers(recurse=False)))
+    ]
     order: list[nn.Module] = []
 
     def hook(m: nn.Module, args: Any, out: Any) -> None:

@@ -329,8 +329,9 @@ register(
         family="regularization",
         label=lambda a: f"dropout {a['p']}",
         doc="Dropout (nn.Dropout) with drop probability p; active only in training.",
-        saved=lambda a, ins, out: Saved(extra=((math.prod(out), 0),)),  # the scaled mask (CPU: activation dtype)
-        examples=examples(({}, (3, 4, 4)), ({"p": 0.1}, (6,))),
+        # the scaled mask (CPU: activation dtype); p 0 returns its input, saving nothing (torchvision's ViT)
+        saved=lambda a, ins, out: Saved(extra=((math.prod(out), 0),)) if a["p"] > 0 else SAVES_NOTHING,
+        examples=examples(({}, (3, 4, 4)), ({"p": 0.1}, (6,)), ({"p": 0.0}, (5,))),
     )
 )
 

@@ -66,7 +66,7 @@ def saved_activation_bytes(graph: Graph, batch: int, amp: str | None = None) -> 
             continue
         op = registry.get(node.op)
         assert op is not None and node.shape is not None
-        if node.params == 0 and not any(i in needs_grad for i in node.inputs):
+        if node.params == 0 and not node.meta.get("shares") and not any(i in needs_grad for i in node.inputs):
             continue
         needs_grad.add(node.name)
         in_shapes = [graph.node(i).shape for i in node.inputs]

@@ -65,7 +65,7 @@ register(
         count_macs=lambda a, ins, out: math.prod(ins[0]) * a["out"],
         has_weight=True,
         count_extra=lambda a, ins, out: a["out"] if a["bias"] else 0,  # one add per output
-        saved=lambda a, ins, out: Saved(inputs=(0,), amp_weight=ins[0][0] * a["out"]),
+        saved=lambda a, ins, out: Saved(inputs=(0,), amp_weight=ins[0][-1] * a["out"]),  # the in×out weight
         examples=examples(({"out": 4}, (6,)), ({"out": 3, "bias": False}, (5,)), ({"out": 8}, (3, 3, 5))),
     )
 )

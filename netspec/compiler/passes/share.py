@@ -65,6 +65,8 @@ def _weights(graph: Graph, node: Node, where: Location | None) -> dict[str, Shap
     op = registry.get(node.op)
     assert op is not None
     if op.weights is None:
+        if not node.params:  # an activation, a pooling: nothing to share
+            return {}
         raise SpecError.at(where, f"share: {node.op} {node.name!r} does not declare its parameters (OpDef.weights), so it cannot share them")
     return op.weights(node.attrs, [graph.node(i).shape for i in node.inputs])  # type: ignore[misc]
 

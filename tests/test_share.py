@@ -419,3 +419,25 @@ layers:
 def test_share_must_be_a_name(tmp_path: Path) -> None:
     line = _error(tmp_path, _mlp("{op: linear, name: fc, out: 12}", "{op: linear, out: 12, share: [fc]}"))
     assert "expected a layer or block name (dotted into groups: encoder.fc), got ['fc']" in line
+
+
+def test_tied_autoencoder_decodes_with_the_encoders_weight() -> None:
+    """conv_transpose2d shares conv2d's weight (the same 8×1×4×4 tensor: the adjoint map) and
+    keeps its own bias; the twin calls F.conv_transpose2d with the encoder's weight."""
+    spec = """
+name: ae
+input: [1, 28, 28]
+layers:
+  - {op: conv2d, out: 8, kernel: 4, stride: 2, padding: 1}
+  - relu
+  - {op: conv_transpose2d, out: 1, kernel: 4, stride: 2, padding: 1, share: 0}
+"""
+    graph = netspec.build_graph(spec)
+    model = netspec.compile(graph, seed=0)
+    enc, dec = model.get_submodule("0"), model.get_submodule("2")
+    assert dec.weight is enc.weight and dec.bias is not enc.bias
+    assert graph.total_params == unique_numel(model) == (8 * 16 + 8) + 1
+    x = torch.randn(2, 1, 28, 28, generator=torch.Generator().manual_seed(0))
+    want = nn.functional.conv_transpose2d(torch.relu(nn.functional.conv2d(x, enc.weight, enc.bias, stride=2, padding=1)),
+                                          enc.weight, dec.bias, stride=2, padding=1)
+    torch.testing.assert_close(model(x), want)

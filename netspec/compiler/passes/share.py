@@ -7,10 +7,11 @@ The rules, checked statically (no torch), each error at the `share:` that breaks
   into groups (`left.fc`).
 - A layer shares a layer; a block shares a block of the same structure (the layers that have
   parameters at the same relative names), pairing them one to one.
-- Two paired layers share the parameters they both have by name (`OpDef.weights`), which must
-  have equal shapes: a linear D→V shares an embedding's V×D weight (tied input and output
-  embeddings) and keeps its own bias; a conv_transpose2d shares a conv2d's weight (a tied
-  autoencoder). A parameter only the sharing layer has stays its own.
+- Two paired layers share the parameters they both have by name and shape (`OpDef.weights`);
+  the sharing op's first one (its weight) must be among them. A linear D→V shares an
+  embedding's V×D weight (tied input and output embeddings) and keeps its own bias; a
+  conv_transpose2d shares a conv2d's weight (a tied autoencoder) and keeps its own bias, of
+  another size. A parameter not shared stays the sharing layer's own (and is counted there).
 - No layer shares itself, a block it is part of, or (through others) a layer that shares it.
 
 Each sharing node gets `meta["shares"]` = {parameter: owning node} (chains resolved to the
@@ -111,14 +112,12 @@ def _tie(graph: Graph, a: Node, b: Node, where: Location | None) -> list[str]:
             f"share: {a.op} {a.name!r} and {b.op} {b.name!r} have no parameter in common"
             f" ({a.op}: {', '.join(mine) or 'none'}; {b.op}: {', '.join(theirs)})",
         )
-    for p in common:
-        if mine[p] != theirs[p]:
-            label = f"its {p}" if p else "its parameter"
-            raise SpecError.at(
-                where,
-                f"share: {a.op} {a.name!r} cannot share {b.op} {b.name!r}: {label} is {fmt(mine[p])} here but {fmt(theirs[p])} there",
-            )
-    return common
+    main = next(iter(mine))  # the op's principal tensor (its weight) must be the one shared
+    if main not in theirs or mine[main] != theirs[main]:
+        label = f"its {main}" if main else "its parameter"
+        there = f"{fmt(theirs[main])} there" if main in theirs else f"{b.op} has none (it has {', '.join(theirs)})"
+        raise SpecError.at(where, f"share: {a.op} {a.name!r} cannot share {b.op} {b.name!r}: {label} is {fmt(mine[main])} here but {there}")
+    return [p for p in common if mine[p] == theirs[p]]  # another of other size (a bias) stays its own
 
 
 def share(graph: Graph) -> Graph:

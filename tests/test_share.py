@@ -441,3 +441,16 @@ layers:
     want = nn.functional.conv_transpose2d(torch.relu(nn.functional.conv2d(x, enc.weight, enc.bias, stride=2, padding=1)),
                                           enc.weight, dec.bias, stride=2, padding=1)
     torch.testing.assert_close(model(x), want)
+
+
+def test_blocks_that_share_fold_apart_from_their_owner() -> None:
+    """ALBERT-style: b2..b4 share b1's layer; the three fold into one ×3 box, drawn apart from
+    b1 (which owns the weights) and joined to it by one dashed line."""
+    spec = "name: a\ninput: [32]\nblocks:\n  res:\n    layers: [{op: linear, name: fc, out: 32}, relu]\nlayers:\n" + "".join(
+        f"  - {{op: res, name: b{k}{', share: b1' if k > 1 else ''}}}\n" for k in range(1, 5)
+    ) + "  - {op: linear, out: 4}\n"
+    graph = netspec.build_graph(spec)
+    assert graph.total_params == 32 * 32 + 32 + 32 * 4 + 4
+    dot = digraph(graph).source
+    assert "res ×3" in dot
+    assert [line.split("[")[0].strip() for line in dot.splitlines() if "shares" in line] == ['"b2.fc" -> "b1.fc"']

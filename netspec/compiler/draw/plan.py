@@ -180,6 +180,7 @@ class Planner:
                     n.shape,
                     tuple(s[cut:] if s in inside else "" for s in n.inputs),
                     tuple(s[cut:] for s in n.scopes if s.startswith(path + ".")),
+                    repr(sorted(n.meta.get("shares", {}).items())),  # a block sharing another is drawn apart from it
                 )
                 for n in self.members[path]
             ),

@@ -140,7 +140,8 @@ def summary(spec: SpecLike, *, batch: int | None = None, optimizer: str = "sgd",
         "params": graph.total_params,
         "macs": graph.total_macs,
         "layers": [
-            {"name": n.name, "op": n.op, "output_shape": list(n.shape or ()), "params": n.params, "macs": n.macs}
+            {"name": n.name, "op": n.op, "output_shape": list(n.shape or ()), "params": n.params, "macs": n.macs,
+             **({"shares": dict(n.meta["shares"])} if n.meta.get("shares") else {})}  # parameter -> owning layer
             for n in graph.ops()
         ],
     }

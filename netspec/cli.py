@@ -228,7 +228,10 @@ def _print_table(graph: Any, depth: int | None, unit: str = "macs", policy: str 
     rule = Rule(unit, policy)  # type: ignore[arg-type]
     table.add_column(str(rule), justify="right")
     for row in rows(graph, depth, lambda n: node_count(graph, n, rule.unit, rule.policy)):
-        table.add_row(row.name, row.op, fmt(row.shape), f"{row.params:,}" if row.params else "-", f"{row.macs:,}" if row.macs else "-")
+        params = f"{row.params:,}" if row.params else "-"
+        if row.shared:  # `share:`: its tied tensors are counted at their owner
+            params = ("" if not row.params else f"{row.params:,} + ") + f"shared with {', '.join(row.shared)}"
+        table.add_row(row.name, row.op, fmt(row.shape), params, f"{row.macs:,}" if row.macs else "-")
     console = Console(width=max(100, Console().width))
     console.print(table)
     mb = graph.total_params * 4 / 2**20

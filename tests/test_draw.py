@@ -137,6 +137,8 @@ def parse_dot(source: str) -> Drawing:
         if pending is not None:
             drawing.cluster_tooltips[pending] = _attr(line, "tooltip") or ""
             pending = None
+        if (m := _EDGE.match(line)) and _attr(m.group(3) or "", "class") == "share":  # `share:`, not data flow
+            continue
         if m := _EDGE.match(line):
             drawing.edges[(_unquote(m.group(1)), _unquote(m.group(2)))] = _attr(m.group(3) or "", "label")
         elif (m := _NODE.match(line)) and m.group(1) not in {"graph", "node", "edge"}:
@@ -165,7 +167,7 @@ def parse_svg(path: Path) -> Drawing:
             if link is not None and link.get(f"{XLINK}title"):
                 info["tooltip"] = link.get(f"{XLINK}title")
             drawing.nodes[title] = info
-        elif classes[:1] == ["edge"]:
+        elif classes[:1] == ["edge"] and "share" not in classes:  # `share:` lines are not data flow (tests/test_share.py)
             tail, head = title.split("->")
             drawing.edges[(tail, head)] = texts[0] if texts else None
     return drawing

@@ -67,8 +67,8 @@ SPEC_TOLERANCE: dict[tuple[str, str | None], float] = {
     # (dropout > 0) runs in float32 over bf16 projections. Measured (estimate vs autograd):
     ("gru", "bf16"): 0.52,  # -51.4 %
     ("lstm", "bf16"): 0.07,  # -6.0 %
-    ("transformer_encoder", "bf16"): 0.40,  # -39.0 %
-    ("vit", "bf16"): 0.76,  # -75.5 %
+    ("transformer_encoder", "bf16"): 0.31,  # -30.4 % (-39.0 % before linear's bf16 weight copy was in×out for [T, D] inputs)
+    ("vit", "bf16"): 0.31,  # -30.1 % (-75.5 % before)
 }
 
 

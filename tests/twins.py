@@ -756,6 +756,12 @@ def fmnist_fast() -> nn.Module:
     )
 
 
+def mlp_tied() -> nn.Module:
+    """D2L 6.2.2's tied parameters: one `shared` layer at two places of the Sequential."""
+    shared = nn.Linear(256, 256)
+    return nn.Sequential(nn.Flatten(), nn.Linear(784, 256), nn.ReLU(), shared, nn.ReLU(), shared, nn.ReLU(), nn.Linear(256, 10))
+
+
 # ============================================================ spec name -> twin
 TWINS: dict[str, Callable[[], nn.Module]] = {
     "linear_regression": linear_regression,
@@ -782,6 +788,7 @@ TWINS: dict[str, Callable[[], nn.Module]] = {
     "transformer_encoder": RowTransformer,
     "lenet_fast": lenet_fast,
     "fmnist_fast": fmnist_fast,
+    "mlp_tied": mlp_tied,
 }
 TWINS.update(VISION_TWINS)  # today's vision networks: tests/twins_vision.py
 TWINS.update(VIT_TWINS)  # torchvision's ViT-B/16: tests/twins_vit.py
@@ -789,6 +796,8 @@ TWINS.update(VIT_TWINS)  # torchvision's ViT-B/16: tests/twins_vit.py
 # Twins whose names differ from the spec's in a known way: spec name -> our state_dict in the
 # twin's names. These are compared by name (strict load) instead of pairing layers in call order.
 STATE_MAPS: dict[str, Callable[[dict[str, torch.Tensor]], dict[str, torch.Tensor]]] = {"vit": vit_state, "transformer_encoder": encoder_state}
+# the twin's Sequential holds its shared layer at 3 and 5 (both keys, one tensor, as ours)
+STATE_MAPS["mlp_tied"] = lambda ours: {k.replace("shared.", "3.", 1) if k.startswith("shared.") else k: v for k, v in ours.items()}
 
 
 # --------------------------------------------------------------------------- pairing with netspec's modules

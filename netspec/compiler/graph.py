@@ -77,6 +77,9 @@ class Graph:
     source: str = ""  # the spec file, for messages
     limits: Any = None  # the spec's `budget:` as compiler.budget.Limits (None: no budget section)
     description: str = ""  # the spec's description
+    # `share:` as written: the sharing layer's or block's path -> (the name it shares, where);
+    # the `share` pass (passes/share.py) resolves them into each node's meta["shares"]
+    shares: dict[str, tuple[str, Location | None]] = field(default_factory=dict)
     _nodes: dict[str, Node] = field(default_factory=dict, repr=False)
 
     def add(self, node: Node) -> Node:

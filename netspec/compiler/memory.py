@@ -60,13 +60,14 @@ def saved_activation_bytes(graph: Graph, batch: int, amp: str | None = None) -> 
     owner = _storage_owner(graph)
     kept: set[str] = set()
     needs_grad: set[str] = set()
+    cast: set[str] = set()  # the layers whose weight has its low-precision copy counted
     per_example = per_batch = weight_copies = 0
     for node in graph.nodes():
         if node.op == INPUT:
             continue
         op = registry.get(node.op)
         assert op is not None and node.shape is not None
-        if node.params == 0 and not any(i in needs_grad for i in node.inputs):
+        if node.params == 0 and not node.meta.get("shares") and not any(i in needs_grad for i in node.inputs):
             continue
         needs_grad.add(node.name)
         in_shapes = [graph.node(i).shape for i in node.inputs]
@@ -79,7 +80,9 @@ def saved_activation_bytes(graph: Graph, batch: int, amp: str | None = None) -> 
             n * (size or act) for j, (n, size) in enumerate(saved.extra) if _applies(saved.extra_when, j, grads)
         )
         per_batch += sum(n * (size or act) for n, size in saved.per_batch)
-        if amp and any(owner[i] != INPUT for i in node.inputs):  # only a weight gradient needs no copy
+        weight = next(iter(node.meta.get("shares", {}).values()), node.name)  # autocast casts a shared weight once
+        if amp and saved.amp_weight and weight not in cast and any(owner[i] != INPUT for i in node.inputs):  # only a weight gradient needs no copy
+            cast.add(weight)
             weight_copies += saved.amp_weight * act
     per_example += sum(_numel(graph.node(n).shape) * _element_bytes(graph.node(n).shape, act) for n in kept)  # type: ignore[arg-type]
     return batch * per_example + per_batch + weight_copies

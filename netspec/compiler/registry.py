@@ -112,6 +112,10 @@ class OpDef:
     view: bool = False  # the output shares its input's storage (flatten, identity)
     takes_tokens: bool = False  # integer token ids (shapes.Tokens) are refused unless set
     examples: tuple[Example, ...] = ()  # every built-in op has some: tests/test_op_conformance.py
+    # The learned tensors a layer owns, name -> shape (names as torch gives them below the
+    # node's path; "" is a parameter AT the path, as Emitter.parameter places it): what
+    # `share:` ties (compiler/passes/share.py). None: the op cannot share or be shared.
+    weights: Optional[Callable[[Attrs, list[Shape]], dict[str, Shape]]] = None
 
 
 _OPS: dict[str, OpDef] = {}

@@ -66,7 +66,7 @@ TypeName = Annotated[str, Field(pattern=IDENT, max_length=100), AfterValidator(_
 MAX_LAYERS_PER_LIST = 10_000
 INIT_SCHEMES = ("default", "normal", "uniform", "xavier_uniform", "xavier_normal", "kaiming_uniform", "kaiming_normal", "zeros")
 STRUCTURAL_OPS = ("sequential", "parallel")
-META_KEYS = ("op", "name", "from", "repeat", "init", "when", "members")
+META_KEYS = ("op", "name", "from", "repeat", "init", "when", "members", "share")
 UNKNOWN_OP_HINT = "; `netspec ops` lists the ops and blocks"
 
 
@@ -135,6 +135,23 @@ LayerRefs = Annotated[
 Members = Annotated[str, Field(pattern=r"^[A-Za-z][A-Za-z0-9_-]*?[0-9]+$", max_length=100), AfterValidator(_usable_name)]
 
 
+# What `share:` names: a layer or block, dotted into groups (`encoder.fc`, `pair.left.0`),
+# looked up from the sharing layer's scope outwards (compiler/passes/share.py).
+_SHARE_PATH = r"^[A-Za-z0-9_][A-Za-z0-9_-]*(\.[A-Za-z0-9_][A-Za-z0-9_-]*)*$"
+
+
+def _share_path(value: Any) -> str:
+    """A layer name (a position counts, as in `from:`), dotted into groups."""
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+        return str(value)
+    if not isinstance(value, str) or len(value) > 1000 or not re.fullmatch(_SHARE_PATH, value):
+        raise PydanticCustomError("share_path", "expected a layer or block name (dotted into groups: encoder.fc), got {got}", {"got": repr(value)})
+    return value
+
+
+SharePath = Annotated[Any, PlainValidator(_share_path), WithJsonSchema({"anyOf": [{"type": "string", "pattern": _SHARE_PATH}, {"type": "integer", "minimum": 0}]})]
+
+
 class LayerMeta(Model):
     """Keys every layer may have besides its op's parameters."""
 
@@ -144,6 +161,7 @@ class LayerMeta(Model):
     init: Optional[Init] = Field(None, description="weight initialisation (conv/linear)")
     when: Optional[Union[bool, str]] = Field(None, description="blocks only: keep this layer only if the expression holds")
     members: Optional[Members] = Field(None, description="with a name: the first member's name (denselayer1, block2-0); its number counts up")
+    share: Optional[SharePath] = Field(None, description="use the parameters of this layer or block (its name, dotted into groups: docs/spec.md#weight-sharing)")
 
 
 class BlockCall(LayerMeta):

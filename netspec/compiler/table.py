@@ -16,6 +16,7 @@ class Row:
     params: int
     macs: int
     depth: int
+    shared: tuple[str, ...] = ()  # the layers whose parameters this one uses (`share:`)
 
 
 def rows(graph: Graph, depth: int | None = None, count: Callable[[Node], int] | None = None) -> list[Row]:
@@ -35,5 +36,6 @@ def rows(graph: Graph, depth: int | None = None, count: Callable[[Node], int] | 
                 out.append(row)
             row.shape, row.params, row.macs = node.shape or (), row.params + node.params, row.macs + count(node)
         else:
-            out.append(Row(node.name, node.op, node.shape or (), node.params, count(node), len(block_scopes)))
+            shared = tuple(dict.fromkeys(node.meta.get("shares", {}).values()))
+            out.append(Row(node.name, node.op, node.shape or (), node.params, count(node), len(block_scopes), shared))
     return out

@@ -7,6 +7,7 @@ import warnings
 from pathlib import Path
 
 from netspec.compiler.graph import Graph
+from netspec.compiler.passes.share import tied
 from netspec.errors import NetspecError
 
 
@@ -53,7 +54,9 @@ def write(graph: Graph, output: Path) -> Path:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", DeprecationWarning)
                 torch.onnx.export(module, (example,), buffer, input_names=["x"], output_names=["y"],
-                                  dynamic_axes={"x": {0: "batch"}, "y": {0: "batch"}}, dynamo=False)
+                                  dynamic_axes={"x": {0: "batch"}, "y": {0: "batch"}}, dynamo=False,
+                                  # folding would store a shared weight twice (once transposed for a MatMul)
+                                  do_constant_folding=not tied(graph))
         except Exception as exc:  # the exporter's own limits (unsupported ops or sizes)
             reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise NetspecError(f"{output}: ONNX export failed: {reason}") from None

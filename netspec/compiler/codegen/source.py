@@ -26,6 +26,7 @@ from torch import nn
 from netspec.compiler import registry
 from netspec.compiler.codegen.torch_fx import Recipe, Step, Value, build_modules, class_name, init_calls
 from netspec.compiler.graph import INPUT, Graph, Node
+from netspec.compiler.passes.share import tied
 from netspec.compiler.registry import FunctionCall
 from netspec.errors import NetspecError
 
@@ -500,12 +501,12 @@ class _Writer:
                     lines += expr[1:-1] + [f"{expr[-1]},{comment}"]
             lines.append("        )")
             if not box.path:
-                lines += self._init()
+                lines += self._init() + self._ties()
             return "nn.Sequential", lines
         lines += ["    def __init__(self) -> None:", "        super().__init__()"]
         self._construct(box, "self", lines)
         if not box.path:
-            lines += self._init()
+            lines += self._init() + self._ties()
         lines += ["", "    def forward(self, x: torch.Tensor) -> torch.Tensor:"] + self._forward(box)
         return "nn.Module", lines
 
@@ -560,6 +561,20 @@ class _Writer:
             if param == "bias" and getattr(self.module.get_submodule(node.name), "bias", None) is None:
                 continue
             lines.append(f"        {self._init_call(target, function, args, kwargs)}")
+        return lines
+
+    def _ties(self) -> list[str]:
+        """`share:`: the sharing layers take their owners' tensors, after the initialisation
+        (as netspec.compile does), so the state_dict keeps both names for one tensor."""
+        pairs = tied(self.graph)
+        if not pairs:
+            return []
+        lines = ["        # shared parameters (`share:` in the spec): one tensor, used at both places"]
+        for mine, owner in pairs:
+            parent, _, leaf = mine.rpartition(".")
+            target = self.access("self", parent, "") if parent else "self"
+            value = self.access("self", owner, "")
+            lines.append(f"        {target}.{leaf} = {value}" if is_identifier(leaf) else f"        setattr({target}, {literal(leaf)}, {value})")
         return lines
 
     def _has_weight(self, node: Node) -> bool:

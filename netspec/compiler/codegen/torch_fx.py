@@ -161,6 +161,17 @@ def apply_init(module: nn.Module, graph: Graph) -> None:
                     getattr(nn.init, function)(tensor, *args, **kwargs)
 
 
+def tie_parameters(module: nn.Module, graph: Graph) -> None:
+    """`share:`: each tied tensor of a sharing layer becomes its owner's `nn.Parameter` (one
+    object: both uses add to its gradient, `parameters()` lists it once). Done after `init:`,
+    so the owner's initialisation is the one that counts, as ejected source does it."""
+    from netspec.compiler.passes.share import tied
+
+    for mine, owner in tied(graph):
+        parent, _, leaf = mine.rpartition(".")
+        setattr(module.get_submodule(parent), leaf, module.get_parameter(owner))
+
+
 def build_modules(graph: Graph) -> tuple[nn.Module, dict[str, FunctionCall | Recipe]]:
     """The layers alone, in graph order (as `to_graph_module` builds them), the merges'
     function calls and the recorded `Emit` recipes: what ejected source is written from,
@@ -213,4 +224,5 @@ def to_graph_module(graph: Graph) -> fx.GraphModule:
     module = fx.GraphModule(root, code, class_name=class_name(graph.name))
     module.meta["netspec_values"] = {name: value.name for name, value in values.items()}  # IR node -> the fx node of its value
     apply_init(module, graph)
+    tie_parameters(module, graph)
     return module

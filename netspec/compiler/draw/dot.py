@@ -131,6 +131,8 @@ def to_digraph(plan: Plan, *, rankdir: str = "TB", shapes: bool = True, title: s
     _emit(dot, plan.root, plan, shapes, 0)
     for edge in plan.edges:
         dot.edge(edge.tail, edge.head, **({"label": fmt(edge.shape)} if shapes else {}))
+    for sharer, owner in plan.shares:  # `share:`: beside the data flow, not part of the layout
+        dot.edge(sharer, owner, label="shares", style="dashed", arrowhead="none", constraint="false", **{"class": "share"})
     legend = _legend(plan)
     if legend is not None:
         dot.node(LEGEND_ID, label=legend, shape="plain", style="", margin="0", **{"class": "legend"})

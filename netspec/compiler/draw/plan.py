@@ -93,6 +93,7 @@ class Plan:
     items: dict[str, Item]
     root: Cluster  # the whole network; its scopes list is empty
     edges: list[Edge]
+    shares: list[tuple[str, str]] = field(default_factory=list)  # (sharing box, owner box) of `share:`, drawn dashed
 
 
 def _family(node: Node) -> str:
@@ -179,6 +180,7 @@ class Planner:
                     n.shape,
                     tuple(s[cut:] if s in inside else "" for s in n.inputs),
                     tuple(s[cut:] for s in n.scopes if s.startswith(path + ".")),
+                    repr(sorted(n.meta.get("shares", {}).items())),  # a block sharing another is drawn apart from it
                 )
                 for n in self.members[path]
             ),
@@ -317,7 +319,12 @@ class Planner:
         out_node = self.graph.node(self.graph.output)
         items[OUTPUT_ID] = Terminal(OUTPUT_ID, "output", out_node.shape or ())
         clusters[None].items.append(OUTPUT_ID)
-        return Plan(self.graph, items, clusters[None], self._edges())
+        return Plan(self.graph, items, clusters[None], self._edges(), self._shares())
+
+    def _shares(self) -> list[tuple[str, str]]:
+        """One dashed line per pair of boxes that share parameters (none inside one box)."""
+        pairs = {(self.resolve(n.name), self.resolve(owner)) for n in self.nodes for owner in n.meta.get("shares", {}).values()}
+        return sorted((a, b) for a, b in pairs if a != b)
 
     def _edges(self) -> list[Edge]:
         edges: dict[tuple[str, str], Edge] = {}

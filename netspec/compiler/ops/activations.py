@@ -128,6 +128,7 @@ register(
         label=lambda a: "prelu" if a["num_parameters"] == 1 else f"prelu ×{a['num_parameters']}",
         doc="max(x, 0) + a·min(x, 0) with learned a, one or one per channel (nn.PReLU, a starts at 0.25).",
         count_params=lambda a, ins, out: a["num_parameters"],
+        weights=lambda a, ins: {"weight": (a["num_parameters"],)},
         count_extra=lambda a, ins, out: _numel(out),  # one per element, as the other activations
         # (default: saves its input; the slope is a parameter)
         examples=examples(({}, (3, 5, 5)), ({"num_parameters": 3}, (3, 5, 5)), ({"num_parameters": 6}, (6,))),

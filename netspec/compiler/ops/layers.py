@@ -61,10 +61,11 @@ register(
         label=lambda a: f"linear {a['out']}",
         doc="Fully connected layer (nn.Linear) over the last dimension: features, or the C of H×W×C after a permute.",
         count_params=lambda a, ins, out: ins[0][-1] * a["out"] + (a["out"] if a["bias"] else 0),
+        weights=lambda a, ins: {"weight": (a["out"], ins[0][-1]), **({"bias": (a["out"],)} if a["bias"] else {})},
         count_macs=lambda a, ins, out: math.prod(ins[0]) * a["out"],
         has_weight=True,
         count_extra=lambda a, ins, out: a["out"] if a["bias"] else 0,  # one add per output
-        saved=lambda a, ins, out: Saved(inputs=(0,), amp_weight=ins[0][0] * a["out"]),
+        saved=lambda a, ins, out: Saved(inputs=(0,), amp_weight=ins[0][-1] * a["out"]),  # the in×out weight
         examples=examples(({"out": 4}, (6,)), ({"out": 3, "bias": False}, (5,)), ({"out": 8}, (3, 3, 5))),
     )
 )
@@ -141,6 +142,7 @@ register(
         label=_conv_label,
         doc="2-d convolution (nn.Conv2d): out channels, kernel, stride, padding (or 'same'), dilation, groups, bias.",
         count_params=lambda a, ins, out: _conv_weights(a, ins) + (a["out"] if a["bias"] else 0),
+        weights=lambda a, ins: {"weight": (a["out"], ins[0][0] // a["groups"], *pair(a["kernel"])), **({"bias": (a["out"],)} if a["bias"] else {})},
         count_macs=lambda a, ins, out: _conv_weights(a, ins) * out[1] * out[2],
         has_weight=True,
         count_extra=lambda a, ins, out: math.prod(out) if a["bias"] else 0,  # one add per output
@@ -366,6 +368,7 @@ register(
         label=lambda a: "batchnorm",
         doc="Batch normalisation: nn.BatchNorm1d after features, nn.BatchNorm2d after images.",
         count_params=lambda a, ins, out: 2 * ins[0][0],
+        weights=lambda a, ins: {"weight": (ins[0][0],), "bias": (ins[0][0],)},
         count_extra=lambda a, ins, out: 2 * math.prod(ins[0]),  # scale and shift (inference form)
         saved=lambda a, ins, out: Saved(inputs=(0,), per_batch=((2 * ins[0][0], 4),)),  # + batch mean, inverse std (per batch)
         examples=examples(({}, (3, 4, 4)), ({"eps": 1e-3, "momentum": 0.01}, (6,))),

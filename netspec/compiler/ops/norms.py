@@ -38,6 +38,7 @@ register(
         label=lambda a: "layer norm",
         doc="Layer normalisation over the last dimension (nn.LayerNorm): features, or the C of H×W×C.",
         count_params=lambda a, ins, out: 2 * ins[0][-1] if a["elementwise_affine"] else 0,
+        weights=lambda a, ins: {"weight": (ins[0][-1],), "bias": (ins[0][-1],)} if a["elementwise_affine"] else {},
         # input + float32 mean and inverse std per normalised row
         saved=lambda a, ins, out: Saved(inputs=(0,), extra=((2 * math.prod(ins[0][:-1]), 4),)),
         count_extra=lambda a, ins, out: _norm_work(ins[0], a["elementwise_affine"]),
@@ -76,6 +77,7 @@ register(
         label=lambda a: "layer norm 2d",
         doc="Layer normalisation over the channels of each pixel of a C×H×W image (torchvision's LayerNorm2d, ConvNeXt).",
         count_params=lambda a, ins, out: 2 * ins[0][0],
+        weights=lambda a, ins: {"weight": (ins[0][0],), "bias": (ins[0][0],)},
         # the permuted input is a view of the input; + float32 mean and inverse std per pixel
         saved=lambda a, ins, out: Saved(inputs=(0,), extra=((2 * math.prod(ins[0][1:]), 4),)),
         count_extra=lambda a, ins, out: _norm_work(ins[0], True),
@@ -108,6 +110,7 @@ register(
         label=lambda a: f"group norm /{a['groups']}",
         doc="Group normalisation (nn.GroupNorm): channels in `groups` groups, each normalised over its channels and pixels.",
         count_params=lambda a, ins, out: 2 * ins[0][0] if a["affine"] else 0,
+        weights=lambda a, ins: {"weight": (ins[0][0],), "bias": (ins[0][0],)} if a["affine"] else {},
         # input + float32 mean and inverse std per group
         saved=lambda a, ins, out: Saved(inputs=(0,), extra=((2 * a["groups"], 4),)),
         count_extra=lambda a, ins, out: _norm_work(ins[0], a["affine"]),

@@ -67,6 +67,7 @@ register(
         label=lambda a: f"conv⊤ {_kxk(a['kernel'])}" + (f" ×{pair(a['stride'])[0]}" if pair(a["stride"]) != (1, 1) else "") + f", {a['out']}",
         doc="2-d transposed convolution (nn.ConvTranspose2d): size (n-1)·stride - 2·padding + dilation·(kernel-1) + output_padding + 1.",
         count_params=lambda a, ins, out: _transpose_weights(a, ins) + (a["out"] if a["bias"] else 0),
+        weights=lambda a, ins: {"weight": (ins[0][0], a["out"] // a["groups"], *pair(a["kernel"])), **({"bias": (a["out"],)} if a["bias"] else {})},
         # as FlopCounterMode: every input pixel is multiplied by the whole kernel
         count_macs=lambda a, ins, out: _transpose_weights(a, ins) * ins[0][1] * ins[0][2],
         has_weight=True,

@@ -79,6 +79,7 @@ register(
         label=lambda a: f"layer scale {a['init_value']:g}",
         doc="A learned per-channel scale (C×1×1 for images), a parameter at the layer's own name as ConvNeXt's layer_scale.",
         count_params=lambda a, ins, out: ins[0][0],
+        weights=lambda a, ins: {"": (ins[0][0], *([1] * (len(ins[0]) - 1)))},  # the scale at the layer's own name
         count_extra=lambda a, ins, out: math.prod(out),  # one multiply per element
         # (default: saves its input, for the scale's gradient; the scale is a parameter)
         examples=examples(({}, (4, 3, 3)), ({"init_value": 0.5}, (5,))),

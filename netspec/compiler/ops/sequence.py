@@ -69,6 +69,7 @@ register(
         label=lambda a: f"embedding {a['dim']}",
         doc="Token ids [T] (vocabulary V) to vectors [T, dim] (nn.Embedding(V, dim)).",
         count_params=lambda a, ins, out: ins[0].vocab * a["dim"],
+        weights=lambda a, ins: {"weight": (ins[0].vocab, a["dim"])},
         takes_tokens=True,
         saved=lambda a, ins, out: Saved(inputs=(0,)),  # the int64 ids (8 bytes each, compiler/memory.py)
         examples=examples(({"dim": 4}, Tokens((6,), 10)), ({"dim": 3}, Tokens((1,), 2))),
@@ -134,6 +135,7 @@ register(
         doc="Adds position codes to [T, D]: d2l's fixed sinusoids (max_len 1000) or a learned [max_len, D] table "
         "(default max_len T, zero-initialised).",
         count_params=lambda a, ins, out: _table_len(a, ins) * ins[0][1] if a["kind"] == "learned" else 0,
+        weights=lambda a, ins: {"": (1, _table_len(a, ins), ins[0][1])} if a["kind"] == "learned" else {},
         saved=lambda a, ins, out: SAVES_NOTHING,  # an add (the narrowed table is a view): sizes only
         examples=examples(({}, (5, 6)), ({"kind": "learned"}, (4, 3)), ({"kind": "learned", "max_len": 9}, (4, 3))),
     )
@@ -171,6 +173,7 @@ register(
         label=lambda a: "class token",
         doc="Prepends a learned [1, D] step (ViT's class token, zero-initialised as torchvision's): [T, D] -> [T+1, D].",
         count_params=lambda a, ins, out: ins[0][1],
+        weights=lambda a, ins: {"": (1, 1, ins[0][1])},
         saved=lambda a, ins, out: SAVES_NOTHING,  # expand and cat: backward splits the gradient by sizes
         examples=examples(({}, (4, 6))),
     )
@@ -236,6 +239,17 @@ def _attention_torch(a: Attrs, ins: list[Shape]) -> Emit:
     return Emit(build)
 
 
+def _attention_weights(a: Attrs, ins: list[Shape]) -> dict[str, Shape]:
+    """nn.MultiheadAttention's parameters: one packed in_proj_weight when keys have the
+    queries' width, else q/k/v_proj_weight."""
+    (_, d), (_, dk) = ins[0], _memory(ins)
+    bias = {"in_proj_bias": (3 * d,)} if a["bias"] else {}
+    out_bias = {"out_proj.bias": (d,)} if a["bias"] else {}
+    if dk == d:
+        return {"in_proj_weight": (3 * d, d), **bias, "out_proj.weight": (d, d), **out_bias}
+    return {"q_proj_weight": (d, d), "k_proj_weight": (d, dk), "v_proj_weight": (d, dk), **bias, "out_proj.weight": (d, d), **out_bias}
+
+
 def _attention_params(a: Attrs, ins: list[Shape], out: Shape) -> int:
     (_, d), (_, dk) = ins[0], _memory(ins)
     return 2 * d * d + 2 * d * dk + (4 * d if a["bias"] else 0)
@@ -289,6 +303,7 @@ register(
         "as d2l's ViT), dropout (of the weights), causal; token ids as the second input (from: [x, input]) mask the "
         "keys whose id is pad_id (0). MACs 4·T·D² + 2·T²·D (self).",
         count_params=_attention_params,
+        weights=_attention_weights,
         count_macs=_attention_macs,
         saved=_attention_saved,
         max_inputs=2,
@@ -339,6 +354,19 @@ def _recurrent_weights(kind: str, a: Attrs, ins: list[Shape]) -> tuple[int, int]
     g, h, dirs = _GATES[kind], a["hidden"], 2 if a["bidirectional"] else 1
     weights = sum(g * h * ((ins[0][1] if layer == 0 else dirs * h) + h) for layer in range(a["layers"])) * dirs
     return weights, (2 * g * h * a["layers"] * dirs if a["bias"] else 0)
+
+
+def _recurrent_tensors(kind: str, a: Attrs, ins: list[Shape]) -> dict[str, Shape]:
+    """nn.RNN/GRU/LSTM's parameters by name: weight_ih_l{k}[_reverse] [gates·H, I_l], ..."""
+    g, h, dirs = _GATES[kind], a["hidden"], 2 if a["bidirectional"] else 1
+    out: dict[str, Shape] = {}
+    for layer in range(a["layers"]):
+        for suffix in ("", "_reverse")[:dirs]:
+            out[f"weight_ih_l{layer}{suffix}"] = (g * h, ins[0][1] if layer == 0 else dirs * h)
+            out[f"weight_hh_l{layer}{suffix}"] = (g * h, h)
+            if a["bias"]:
+                out[f"bias_ih_l{layer}{suffix}"] = out[f"bias_hh_l{layer}{suffix}"] = (g * h,)
+    return out
 
 
 def _recurrent_saved(kind: str):
@@ -427,6 +455,7 @@ for _kind in ("rnn", "gru", "lstm"):
             f"output: the sequence [T, dirs·hidden] or the top layer's final state [dirs·hidden] (forward, backward). "
             f"MACs per step {_GATES[_kind]}·H·(I_l + H) per layer and direction.",
             count_params=(lambda k: lambda a, ins, out: sum(_recurrent_weights(k, a, ins)))(_kind),
+            weights=(lambda k: lambda a, ins: _recurrent_tensors(k, a, ins))(_kind),
             count_macs=(lambda k: lambda a, ins, out: ins[0][0] * _recurrent_weights(k, a, ins)[0])(_kind),
             saved=_recurrent_saved(_kind),
             examples=examples(

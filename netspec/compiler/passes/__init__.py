@@ -20,6 +20,7 @@ from netspec.compiler.graph import Graph
 from netspec.compiler.passes.counts import count
 from netspec.compiler.passes.lint import lint
 from netspec.compiler.passes.shapes import infer_shapes
+from netspec.compiler.passes.share import share
 
 log = logging.getLogger("netspec.passes")
 
@@ -37,6 +38,7 @@ PASSES: tuple[Pass, ...] = (
     Pass("lint", lint, "dangling inputs, cycles, unused layers, one output (errors a user can make)"),
     Pass("shapes", infer_shapes, "output shape of every node that has none yet"),
     Pass("counts", count, "parameters and MACs of every node"),
+    Pass("share", share, "`share:` resolved and checked; a shared tensor counted once (its owner's)"),
 )
 
 

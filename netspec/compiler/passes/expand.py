@@ -40,7 +40,7 @@ MAX_NODES = 20_000
 MAX_BLOCK_DEPTH = 32
 PRELUDE_FILE = "netspec:prelude.yaml"
 
-_NOT_SUBSTITUTED = {"name", "from", "when", "layers", "branches", "op", "init", "members"}
+_NOT_SUBSTITUTED = {"name", "from", "when", "layers", "branches", "op", "init", "members", "share"}
 
 
 @dataclass(frozen=True)
@@ -249,6 +249,8 @@ class Expander:
 
     def expand(self, model: Any, item: YDict, env: Env, inputs: list[str], path: str, where: Location | None) -> str:
         """Add one (validated) layer at `path`; return its output node."""
+        if model.share is not None:  # resolved once the whole graph exists (passes/share.py)
+            self.graph.shares[path] = (model.share, env.report_at or locate(item, ("share",)) or where)
         if model.op == "sequential":
             self.graph.scopes[path] = Scope(path, "sequential", where, is_block=False)
             inner = replace(env, prefix=path, input=inputs[0], scopes=env.scopes + (path,), names={INPUT: inputs[0]},

@@ -28,7 +28,9 @@ class EMA:
         self._pairs(model)
 
     def _pairs(self, model: nn.Module) -> None:
-        ours, theirs = self.module.state_dict(), model.state_dict()
+        ours, theirs = self.module.state_dict(keep_vars=True), model.state_dict(keep_vars=True)
+        seen: set[int] = set()  # a tensor shared by two layers (`share:`) has two keys: average it once
+        ours = {k: v for k, v in ours.items() if not (id(v) in seen or seen.add(id(v)))}  # type: ignore[func-returns-value]
         floats = [k for k, v in ours.items() if v.is_floating_point()]
         self._avg = [ours[k] for k in floats]
         self._src = [theirs[k] for k in floats]

@@ -1,7 +1,8 @@
 """The prelude's transformer_encoder_layer and transformer_decoder_layer, pre-norm and post-norm,
 against torch.nn.TransformerEncoderLayer / TransformerDecoderLayer (norm_first False and True)
 with copied weights: the same outputs in eval mode, and in training mode the same dropout
-masks drawn in the same order, so the same outputs too (issue 10 §4)."""
+masks drawn in the same order, so the same outputs too (issue 10 §4); patch_embedding against
+D2L 11.8's PatchEmbedding (§2)."""
 from __future__ import annotations
 
 from typing import Any
@@ -144,3 +145,27 @@ def test_a_decoder_without_memory_names_the_rule() -> None:
     with pytest.raises(SpecError) as info:
         graph_of([{"op": "transformer_decoder_layer", "heads": 2, "ffn": 8}], [T, 4])
     assert "input_2" in str(info.value)
+
+
+# ---------------------------------------------------------------- patch embedding (§2)
+def test_patch_embedding_is_d2ls() -> None:
+    """The prelude's patch_embedding against D2L 11.8's PatchEmbedding (tests/twins.py), whose
+    names (`conv`) it has: strict load, same outputs, one step per patch in row-major order."""
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from twins import PatchEmbedding  # noqa: E402
+
+    graph = graph_of([{"op": "patch_embedding", "name": "patch_embedding", "out": 16, "patch": 8}], [1, 32, 24])
+    assert graph.output_shape == (4 * 3, 16)
+    model = netspec.compile(graph, seed=0).eval()
+    twin = PatchEmbedding(32, 8, 16).eval()
+    twin.load_state_dict({k.removeprefix("patch_embedding."): v for k, v in model.state_dict().items()}, strict=True)
+    x = torch.randn(2, 1, 32, 24)
+    with torch.no_grad():
+        y = model(x)
+        torch.testing.assert_close(y, twin(x))
+        # step 4 is the patch in row 1, column 1 of the 4×3 grid
+        patch = x[:, :, 8:16, 8:16]
+        torch.testing.assert_close(y[:, 4], torch.einsum("ncij,ocij->no", patch, twin.conv.weight) + twin.conv.bias)

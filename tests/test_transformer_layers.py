@@ -5,6 +5,8 @@ masks drawn in the same order, so the same outputs too (issue 10 §4); patch_emb
 D2L 11.8's PatchEmbedding (§2)."""
 from __future__ import annotations
 
+import sys
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -14,6 +16,12 @@ from torch import nn
 
 import netspec
 from netspec.errors import SpecError
+from netspec.runtime.train.entry import RunOptions, train
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tests"))
+from shared_data import FASHION_MNIST, needs_fashion_mnist  # noqa: E402
+from twins import PatchEmbedding  # noqa: E402  (D2L 11.8's)
 
 D, HEADS, FFN, T, S, BATCH = 12, 3, 20, 6, 5, 4
 
@@ -151,12 +159,6 @@ def test_a_decoder_without_memory_names_the_rule() -> None:
 def test_patch_embedding_is_d2ls() -> None:
     """The prelude's patch_embedding against D2L 11.8's PatchEmbedding (tests/twins.py), whose
     names (`conv`) it has: strict load, same outputs, one step per patch in row-major order."""
-    import sys
-    from pathlib import Path
-
-    sys.path.insert(0, str(Path(__file__).resolve().parent))
-    from twins import PatchEmbedding  # noqa: E402
-
     graph = graph_of([{"op": "patch_embedding", "name": "patch_embedding", "out": 16, "patch": 8}], [1, 32, 24])
     assert graph.output_shape == (4 * 3, 16)
     model = netspec.compile(graph, seed=0).eval()
@@ -169,3 +171,18 @@ def test_patch_embedding_is_d2ls() -> None:
         # step 4 is the patch in row 1, column 1 of the 4×3 grid
         patch = x[:, :, 8:16, 8:16]
         torch.testing.assert_close(y[:, 4], torch.einsum("ncij,ocij->no", patch, twin.conv.weight) + twin.conv.bias)
+
+
+# ---------------------------------------------------------------- the zoo spec (§3)
+@needs_fashion_mnist
+@pytest.mark.usefixtures("one_thread")
+def test_the_encoder_decoder_spec_trains_on_fashion_mnist_rows() -> None:
+    """specs/transformer_decoder.yaml checks, compiles and learns, bounded by counts (800
+    examples, 2 epochs of 13 steps): the loss falls and test accuracy beats chance."""
+    spec = ROOT / "specs" / "transformer_decoder.yaml"
+    graph = netspec.build_graph(spec)
+    assert graph.output_shape == (10,) and graph.scopes["decoder"].kind == "transformer_decoder_layer"
+    overrides = {"epochs": 2, "batch_size": 64, "limit": 800, "test_limit": 200}
+    result = train(spec, overrides, RunOptions(device="cpu", quiet=True, data_dir=FASHION_MNIST, save=False))
+    assert result.history[-1]["train_loss"] < result.history[0]["train_loss"]
+    assert result.summary["test_acc"] > 0.3  # chance is 0.1

@@ -88,6 +88,19 @@ class Example:
 
 
 @dataclass(frozen=True)
+class Part:
+    """One step inside an op, for diagrams that draw the op as a cluster of its steps
+    (attention's projections and per-head product): `inputs` are the op's input indices (int)
+    or earlier parts' ids (str), `shape` is the step's output; the last part gives the op's."""
+
+    id: str
+    label: str
+    family: str
+    inputs: tuple[int | str, ...]
+    shape: Shape
+
+
+@dataclass(frozen=True)
 class OpDef:
     """Everything netspec knows about one primitive op."""
 
@@ -112,6 +125,8 @@ class OpDef:
     view: bool = False  # the output shares its input's storage (flatten, identity)
     takes_tokens: bool = False  # integer token ids (shapes.Tokens) are refused unless set
     examples: tuple[Example, ...] = ()  # every built-in op has some: tests/test_op_conformance.py
+    # Drawn as a cluster of these steps instead of one box (netspec/compiler/draw/plan.py).
+    parts: Optional[Callable[[Attrs, list[Shape], Shape], tuple[Part, ...]]] = None
 
 
 _OPS: dict[str, OpDef] = {}

@@ -11,7 +11,7 @@ import operator
 from typing import Literal, Optional
 
 from netspec.compiler.ops.layers import Dim
-from netspec.compiler.registry import SAVES_NOTHING, Attrs, Emit, OpDef, Saved, examples, register
+from netspec.compiler.registry import SAVES_NOTHING, Attrs, Emit, OpDef, Part, Saved, examples, register
 from netspec.compiler.schema_base import Bool, Model, NonNegInt, PosInt, Probability, value_type
 from netspec.compiler.shapes import Shape, ShapeError, Tokens, fmt, require_sequence
 
@@ -276,6 +276,24 @@ def _attention_saved(a: Attrs, ins: list[Shape], out: Shape) -> Saved:
     return Saved(inputs=(0, 1) if padded else (0,), extra=extra)
 
 
+def _attention_parts(a: Attrs, ins: list[Shape], out: Shape) -> tuple[Part, ...]:
+    """How nn.MultiheadAttention computes it, for the diagram: self-attention projects q, k, v
+    with one packed weight ([T, 3·D]); cross-attention projects q from the queries and k, v
+    from the memory ([S, 2·D]); then the heads' softmax(QKᵀ/√d)·V and the output projection."""
+    (t, d), (s, _) = ins[0], _memory(ins)
+    h = a["heads"]
+    padded = len(ins) == 2 and isinstance(ins[1], Tokens)
+    cross = len(ins) == 2 and not padded
+    if cross:
+        projections = (Part("q", f"q projection {d}", "linear", (0,), (t, d)), Part("kv", f"k, v projections {d}", "linear", (1,), (s, 2 * d)))
+    else:
+        projections = (Part("qkv", f"q, k, v projections {d}", "linear", (0,), (t, 3 * d)),)
+    masks = (" causal" if a["causal"] else "") + (" · key padding" if padded else "")
+    product = Part("heads", f"softmax(QKᵀ/√{d // h})·V ×{h}{masks}", "attention",
+                   tuple(p.id for p in projections) + ((1,) if padded else ()), (t, d))
+    return (*projections, product, Part("out", f"out projection {d}", "linear", ("heads",), out))
+
+
 register(
     OpDef(
         name="multihead_attention",
@@ -301,6 +319,7 @@ register(
             ({"heads": 2, "pad_id": 3}, [(5, 8), Tokens((5,), 4)]),
         ),
         takes_tokens=True,  # as the padding mask's source; the shape rule refuses them as queries
+        parts=_attention_parts,
     )
 )
 

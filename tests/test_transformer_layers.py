@@ -152,7 +152,8 @@ def test_encoder_norm_is_validated() -> None:
 def test_a_decoder_without_memory_names_the_rule() -> None:
     with pytest.raises(SpecError) as info:
         graph_of([{"op": "transformer_decoder_layer", "heads": 2, "ffn": 8}], [T, 4])
-    assert "input_2" in str(info.value)
+    assert str(info.value).endswith(
+        "block 'transformer_decoder_layer' takes 2 inputs (it reads input_2): call it with `from:` naming 2 layers")
 
 
 # ---------------------------------------------------------------- patch embedding (§2)

@@ -209,6 +209,10 @@ class Expander:
                 out.append(current)
             elif name in env.names:
                 out.append(env.names[name])
+            elif env.report_at and env.stack and name.startswith("input_") and name[6:].isdigit():
+                # a built-in block called with too few inputs: its inner names mean nothing to the caller
+                raise self.fail(env, where, f"block {env.stack[-1]!r} takes {name[6:]} inputs (it reads {name}):"
+                                            f" call it with `from:` naming {name[6:]} layers")
             else:
                 known = sorted(n for n in env.names if n != INPUT) + ["input"]
                 raise self.fail(

@@ -47,6 +47,8 @@ head = textwrap.dedent("""\
 
     Blocks (built-in ones such as `residual` and `inception`, and the spec's own) and named groups
     (`{op: sequential, name: b3, ...}`) are boxed, titled with their kind, module name and parameter count.
+    An attention op is drawn as a box of its steps (the q, k, v projections, the heads' softmax(QKᵀ/√d)·V,
+    the output projection), so a transformer block shows where its memory enters and every `T×D` shape.
     `--depth N` draws blocks nested N deep as one box each, with their input → output shapes (0: every
     top-level block or named group is one box); the larger networks below use `--depth 1`. Consecutive
     identical blocks (same kind, same arguments, output shape equal to input shape) are drawn once and marked

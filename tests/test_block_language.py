@@ -123,3 +123,33 @@ def test_a_block_called_with_several_inputs_sees_input_and_input_2() -> None:
 def test_a_missing_extra_input_is_a_located_error() -> None:
     with pytest.raises(SpecError, match=r"'from: input_2' names no earlier layer in this scope .*\(known: input\)"):
         build(MULTI.replace("from: [a, b]", "from: a").replace("from: input_2", "from: input_2"))
+
+
+PREVIOUS = """
+name: t
+input: [4, 8, 8]
+blocks:
+  gate:
+    compact: true
+    params: {pre: bool}
+    layers:
+      - {op: conv2d, name: a, out: 4, kernel: 1, when: pre}
+      - {op: conv2d, name: b, out: 4, kernel: 3, padding: 1, when: "not pre"}
+      # -1: the previous layer, whichever alternative it was; input_2: the second input
+      - {op: add, name: add, from: [-1, input_2]}
+layers:
+  - {op: conv2d, name: side, out: 4, kernel: 1}
+  - {op: gate, name: g1, from: [input, side], pre: true}
+  - {op: gate, name: g2, from: [-1, side], pre: false}
+"""
+
+
+def test_from_minus_one_is_the_previous_layer() -> None:
+    graph = build(PREVIOUS)
+    assert graph.node("g1.add").inputs == ["g1.a", "side"]
+    assert graph.node("g2.b").inputs == ["g1.add"] and graph.node("g2.add").inputs == ["g2.b", "side"]
+
+
+def test_other_negative_positions_are_refused() -> None:
+    with pytest.raises(SpecError, match=r"from: a position counts from 0, and -1 is the previous layer; got \[-2, 'side'\]"):
+        build(PREVIOUS.replace("from: [-1, side]", "from: [-2, side]"))

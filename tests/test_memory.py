@@ -69,6 +69,10 @@ SPEC_TOLERANCE: dict[tuple[str, str | None], float] = {
     ("lstm", "bf16"): 0.07,  # -6.0 %
     ("transformer_encoder", "bf16"): 0.31,  # -30.4 % (-39.0 % before linear's bf16 weight copy was in×out for [T, D] inputs)
     ("vit", "bf16"): 0.31,  # -30.1 % (-75.5 % before)
+    # Its decoder embeds the image's columns: a linear layer over a transposed view copies it
+    # contiguous and saves the copy (T·D per example), not modelled (layouts are not tracked): -0.77 %
+    ("transformer_decoder", None): 0.01,
+    ("transformer_decoder", "bf16"): 0.41,  # -40.2 % (as transformer_encoder's, plus the copy)
 }
 
 

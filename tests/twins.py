@@ -572,9 +572,10 @@ class MultiHeadAttention(nn.Module):
         X = X.reshape(X.shape[0], X.shape[1], self.num_heads, -1)
         return X.permute(0, 2, 1, 3)  # (batch, heads, steps, width / heads)
 
-    def forward(self, queries: torch.Tensor, keys: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
+    def forward(self, queries: torch.Tensor, keys: torch.Tensor, values: torch.Tensor, causal: bool = False) -> torch.Tensor:
+        """`causal`: query t sees keys ≤ t (the book's dec_valid_lens 1..T in training)."""
         q, k, v = self.transpose_qkv(self.W_q(queries)), self.transpose_qkv(self.W_k(keys)), self.transpose_qkv(self.W_v(values))
-        out = F.scaled_dot_product_attention(q, k, v, dropout_p=self.dropout if self.training else 0.0)
+        out = F.scaled_dot_product_attention(q, k, v, dropout_p=self.dropout if self.training else 0.0, is_causal=causal)
         out = out.permute(0, 2, 1, 3)
         return self.W_o(out.reshape(out.shape[0], out.shape[1], -1))
 
@@ -697,13 +698,55 @@ class RowTransformer(nn.Module):
         return self.head(X.mean(dim=1))
 
 
+class TransformerDecoderBlock(nn.Module):
+    """D2L 11.7 (post-norm), as it runs in training: the whole target sequence at once, its
+    self-attention causal (dec_valid_lens 1..T), then attention to the encoder's outputs."""
+
+    def __init__(self, num_hiddens: int, ffn_num_hiddens: int, num_heads: int, dropout: float, use_bias: bool = False):
+        super().__init__()
+        self.attention1 = MultiHeadAttention(num_hiddens, num_heads, dropout, use_bias)
+        self.addnorm1 = AddNorm(num_hiddens, dropout)
+        self.attention2 = MultiHeadAttention(num_hiddens, num_heads, dropout, use_bias)
+        self.addnorm2 = AddNorm(num_hiddens, dropout)
+        self.ffn = PositionWiseFFN(ffn_num_hiddens, num_hiddens)
+        self.addnorm3 = AddNorm(num_hiddens, dropout)
+
+    def forward(self, X: torch.Tensor, enc_outputs: torch.Tensor) -> torch.Tensor:
+        Y = self.addnorm1(X, self.attention1(X, X, X, causal=True))
+        Z = self.addnorm2(Y, self.attention2(Y, enc_outputs, enc_outputs))
+        return self.addnorm3(Z, self.ffn(Z))
+
+
+class RowColumnTransformer(nn.Module):
+    """specs/transformer_decoder.yaml: D2L 11.7's encoder block over the image's rows, its
+    decoder block over the columns with the encoded rows as memory, the last column's output
+    to a linear head."""
+
+    def __init__(self, num_hiddens: int = 64, ffn_num_hiddens: int = 128, num_heads: int = 4, dropout: float = 0.1):
+        super().__init__()
+        self.embed = nn.Linear(28, num_hiddens)
+        self.pos_encoding = PositionalEncoding(num_hiddens, dropout)
+        self.encoder = TransformerEncoderBlock(num_hiddens, ffn_num_hiddens, num_heads, dropout)
+        self.tgt_embed = nn.Linear(28, num_hiddens)
+        self.tgt_pos_encoding = PositionalEncoding(num_hiddens, dropout)
+        self.decoder = TransformerDecoderBlock(num_hiddens, ffn_num_hiddens, num_heads, dropout)
+        self.head = nn.Linear(num_hiddens, 10)
+
+    def forward(self, X: torch.Tensor) -> torch.Tensor:
+        X = X.reshape(-1, 28, 28)
+        memory = self.encoder(self.pos_encoding(self.embed(X)))
+        Y = self.decoder(self.tgt_pos_encoding(self.tgt_embed(X.transpose(1, 2))), memory)
+        return self.head(Y[:, -1])
+
+
 def encoder_state(ours: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """netspec's transformer_encoder_layer names under D2L's (TransformerEncoderBlock)."""
+    """netspec's transformer_encoder_layer and transformer_decoder_layer names under D2L's
+    (TransformerEncoderBlock, TransformerDecoderBlock)."""
     out: dict[str, torch.Tensor] = {}
-    renames = {".ln1.": ".addnorm1.ln.", ".ln2.": ".addnorm2.ln.", ".dense1.": ".ffn.dense1.", ".dense2.": ".ffn.dense2.",
-               ".attention.out_proj.": ".attention.W_o."}
+    renames = {".ln1.": ".addnorm1.ln.", ".ln2.": ".addnorm2.ln.", ".ln3.": ".addnorm3.ln.", ".dense1.": ".ffn.dense1.",
+               ".dense2.": ".ffn.dense2.", ".out_proj.": ".W_o."}  # ln3: the decoder's; attention, attention1, attention2
     for key, value in ours.items():
-        if key.endswith(".attention.in_proj_weight"):
+        if key.endswith(".in_proj_weight"):
             prefix = key.removesuffix("in_proj_weight")
             for name, part in zip(("W_q", "W_k", "W_v"), value.chunk(3)):
                 out[f"{prefix}{name}.weight"] = part
@@ -786,6 +829,7 @@ TWINS: dict[str, Callable[[], nn.Module]] = {
     "lstm": lambda: RowClassifier(nn.LSTM),
     "gru": lambda: RowClassifier(nn.GRU),
     "transformer_encoder": RowTransformer,
+    "transformer_decoder": RowColumnTransformer,
     "lenet_fast": lenet_fast,
     "fmnist_fast": fmnist_fast,
     "mlp_tied": mlp_tied,
@@ -795,7 +839,8 @@ TWINS.update(VIT_TWINS)  # torchvision's ViT-B/16: tests/twins_vit.py
 
 # Twins whose names differ from the spec's in a known way: spec name -> our state_dict in the
 # twin's names. These are compared by name (strict load) instead of pairing layers in call order.
-STATE_MAPS: dict[str, Callable[[dict[str, torch.Tensor]], dict[str, torch.Tensor]]] = {"vit": vit_state, "transformer_encoder": encoder_state}
+STATE_MAPS: dict[str, Callable[[dict[str, torch.Tensor]], dict[str, torch.Tensor]]] = {"vit": vit_state, "transformer_encoder": encoder_state,
+              "transformer_decoder": encoder_state}
 # the twin's Sequential holds its shared layer at 3 and 5 (both keys, one tensor, as ours)
 STATE_MAPS["mlp_tied"] = lambda ours: {k.replace("shared.", "3.", 1) if k.startswith("shared.") else k: v for k, v in ours.items()}
 

@@ -88,6 +88,19 @@ class Example:
 
 
 @dataclass(frozen=True)
+class Part:
+    """One step inside an op, for diagrams that draw the op as a cluster of its steps
+    (attention's projections and per-head product): `inputs` are the op's input indices (int)
+    or earlier parts' ids (str), `shape` is the step's output; the last part gives the op's."""
+
+    id: str
+    label: str
+    family: str
+    inputs: tuple[int | str, ...]
+    shape: Shape
+
+
+@dataclass(frozen=True)
 class OpDef:
     """Everything netspec knows about one primitive op."""
 
@@ -116,6 +129,8 @@ class OpDef:
     # node's path; "" is a parameter AT the path, as Emitter.parameter places it): what
     # `share:` ties (compiler/passes/share.py). None: the op cannot share or be shared.
     weights: Optional[Callable[[Attrs, list[Shape]], dict[str, Shape]]] = None
+    # Drawn as a cluster of these steps instead of one box (netspec/compiler/draw/plan.py).
+    parts: Optional[Callable[[Attrs, list[Shape], Shape], tuple[Part, ...]]] = None
 
 
 _OPS: dict[str, OpDef] = {}

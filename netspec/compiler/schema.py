@@ -116,15 +116,18 @@ Repeat = value_type(
 
 
 def _layer_refs(value: Any) -> Any:
-    """`from:` takes a layer name (or position) or a list of them; positions become names."""
+    """`from:` takes a layer name (or position, or -1: the previous layer) or a list of them;
+    positions become names."""
     items = value if isinstance(value, list) else [value]
     if not items or not all(isinstance(v, (str, int)) and not isinstance(v, bool) for v in items):
         raise PydanticCustomError("layer_refs", "expected a layer name or a list of layer names, got {got}", {"got": repr(value)})
+    if any(isinstance(v, int) and v < -1 for v in items):
+        raise PydanticCustomError("layer_refs", "a position counts from 0, and -1 is the previous layer; got {got}", {"got": repr(value)})
     names = [str(v) for v in items]
     return names if isinstance(value, list) else names[0]
 
 
-_NAME_SCHEMA = {"anyOf": [{"type": "string"}, {"type": "integer", "minimum": 0}]}
+_NAME_SCHEMA = {"anyOf": [{"type": "string"}, {"type": "integer", "minimum": -1}]}  # -1: the previous layer
 LayerRefs = Annotated[
     Any, PlainValidator(_layer_refs), WithJsonSchema({"anyOf": [_NAME_SCHEMA, {"type": "array", "items": _NAME_SCHEMA, "minItems": 1}]})
 ]

@@ -12,7 +12,7 @@ import graphviz
 
 from netspec.compiler.shapes import fmt
 from netspec.compiler.draw import style
-from netspec.compiler.draw.plan import BlockBox, Cluster, Item, OpBox, Plan, Terminal
+from netspec.compiler.draw.plan import BlockBox, Cluster, Item, OpBox, PartBox, Plan, Terminal
 
 LEGEND_ID = "netspec/legend"
 COLLAPSED = "block"  # legend entry for collapsed blocks
@@ -52,6 +52,16 @@ def _op_node(box: OpBox) -> dict[str, str]:
     }
 
 
+def _part_node(box: PartBox) -> dict[str, str]:
+    """A step of an op drawn as a cluster; the tooltip names the op's node, as op boxes do."""
+    return {
+        "label": text(box.part.label),
+        "fillcolor": style.family_colour(box.family),
+        "tooltip": text(f"{box.node.name}: {box.part.label}"),
+        "class": f"part {box.family}",
+    }
+
+
 def _block_node(box: BlockBox, shapes: bool) -> dict[str, str]:
     lines = [f"{style.count(box.params)} params"]
     if shapes:
@@ -75,6 +85,8 @@ def node_attrs(item: Item, shapes: bool) -> dict[str, str]:
         return _op_node(item)
     if isinstance(item, BlockBox):
         return _block_node(item, shapes)
+    if isinstance(item, PartBox):
+        return _part_node(item)
     return _terminal_node(item, shapes)
 
 
@@ -83,7 +95,7 @@ def _legend(plan: Plan) -> str | None:
     families: list[str] = []
     collapsed = False
     for item in plan.items.values():
-        if isinstance(item, OpBox) and item.family not in families:
+        if isinstance(item, (OpBox, PartBox)) and item.family not in families:
             families.append(item.family)
         collapsed |= isinstance(item, BlockBox)
     order = list(style.FAMILY_COLOURS)

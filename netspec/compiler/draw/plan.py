@@ -11,7 +11,9 @@ module decides, with no graphviz in sight (so it is easy to test and reason abou
 - repeats: a run of consecutive sibling instances with the same kind, the same arguments,
   the same inner structure and shape in == shape out is drawn once, marked `×n`;
 - activations: an activation right after an op that feeds nothing else joins that op's box
-  ("conv 5×5, 6 + sigmoid"), which roughly halves the boxes of most networks.
+  ("conv 5×5, 6 + sigmoid"), which roughly halves the boxes of most networks;
+- ops with `OpDef.parts` (attention) are drawn as a cluster of their steps, each edge with
+  the shape on it: the projections' [T, 3·D], the heads' [T, D].
 """
 from __future__ import annotations
 
@@ -20,11 +22,13 @@ from typing import Any
 
 from netspec.compiler import registry
 from netspec.compiler.graph import INPUT, Graph, Node, Scope
+from netspec.compiler.registry import Part
 from netspec.compiler.shapes import Shape
 
 OUTPUT_ID = "netspec/output"
 BLOCK_PREFIX = "block/"
 CLUSTER_PREFIX = "cluster_"
+PART_SEPARATOR = "/"  # `<node>/<part>`: node names never hold one
 MERGED_FAMILY = "activation"  # the family whose nodes join the op before them
 
 
@@ -56,6 +60,19 @@ class BlockBox:
 
 
 @dataclass
+class PartBox:
+    """One step of an op drawn as a cluster (`OpDef.parts`); its id is `<node>/<part>`."""
+
+    id: str
+    node: Node
+    part: Part
+
+    @property
+    def family(self) -> str:
+        return self.part.family
+
+
+@dataclass
 class Terminal:
     """The network's input or output."""
 
@@ -64,7 +81,7 @@ class Terminal:
     shape: Shape
 
 
-Item = OpBox | BlockBox | Terminal
+Item = OpBox | BlockBox | PartBox | Terminal
 
 
 @dataclass
@@ -106,6 +123,14 @@ def _label(node: Node) -> str:
     return op.label(node.attrs) if op else node.op
 
 
+def parts_of(graph: Graph, node: Node) -> tuple[Part, ...]:
+    """The steps an op is drawn as (none: one box)."""
+    op = registry.get(node.op)
+    if op is None or op.parts is None or node.shape is None:
+        return ()
+    return op.parts(node.attrs, [graph.node(i).shape or () for i in node.inputs], node.shape)
+
+
 def is_drawn(scope: Scope) -> bool:
     """Blocks are drawn; groups only where the spec gave them a name (not a position)."""
     return scope.is_unit
@@ -134,6 +159,7 @@ class Planner:
                     self.children.setdefault(up, []).append(path)
                     self.children.setdefault(path, [])
         self.merge_activations = merge_activations
+        self.parts = {n.name: parts for n in self.nodes if (parts := parts_of(graph, n))}
         self.rep: dict[str, str] = {}  # merged activation -> the op box it joined
         self.runs: dict[str, list[str]] = {}  # first instance -> the run's instances
         self.instance: dict[str, tuple[str, int]] = {}  # instance -> (first, index)
@@ -261,7 +287,7 @@ class Planner:
         if not self.merge_activations or _family(node) != MERGED_FAMILY or len(node.inputs) != 1:
             return None
         src = node.inputs[0]
-        if src == INPUT or self.collapsed_at(src) or len(self.users[src]) != 1:
+        if src == INPUT or self.collapsed_at(src) or len(self.users[src]) != 1 or src in self.parts:
             return None
         if self.home(src) != self.home(node.name) or self.canonical(src) != src:
             return None
@@ -314,6 +340,15 @@ class Planner:
                 box.nodes.append(node)
                 self.rep[name] = target
                 continue
+            if name in self.parts:  # a cluster of its steps, inside the op's own cluster
+                scope = Scope(name, _label(node), node.location, is_block=True)
+                inner = Cluster(CLUSTER_PREFIX + name, [scope], node.params)
+                cluster_for(self.home(name)).children.append(inner)
+                for part in self.parts[name]:
+                    box_id = name + PART_SEPARATOR + part.id
+                    items[box_id] = PartBox(box_id, node, part)
+                    inner.items.append(box_id)
+                continue
             items[name] = OpBox(name, [node])
             cluster_for(self.home(name)).items.append(name)
         out_node = self.graph.node(self.graph.output)
@@ -326,16 +361,36 @@ class Planner:
         pairs = {(self.resolve(n.name), self.resolve(owner)) for n in self.nodes for owner in n.meta.get("shares", {}).values()}
         return sorted((a, b) for a, b in pairs if a != b)
 
+    def _tail(self, name: str) -> str:
+        """The box an edge out of node `name` starts at: an op drawn as parts, its last part."""
+        box = self.resolve(name)
+        return box + PART_SEPARATOR + self.parts[box][-1].id if box in self.parts else box
+
+    def _heads(self, name: str, index: int) -> list[str]:
+        """The boxes input `index` of node `name` goes to: an op drawn as parts, those that read it."""
+        box = self.resolve(name)
+        if box not in self.parts:
+            return [box]
+        return [box + PART_SEPARATOR + p.id for p in self.parts[box] if index in p.inputs]
+
     def _edges(self) -> list[Edge]:
         edges: dict[tuple[str, str], Edge] = {}
-        pairs = [(a, b) for b in (n.name for n in self.nodes) for a in self.graph.node(b).inputs]
-        for a, b in pairs:
-            if self._crosses_instances(a, b):
-                continue
-            tail, head = self.resolve(a), self.resolve(b)
-            if tail != head and (tail, head) not in edges:
-                edges[(tail, head)] = Edge(tail, head, self.graph.node(a).shape or ())
-        last = self.resolve(self.graph.output)
+        for b in (n.name for n in self.nodes):
+            for index, a in enumerate(self.graph.node(b).inputs):
+                if self._crosses_instances(a, b):
+                    continue
+                tail = self._tail(a)
+                for head in self._heads(b, index):
+                    if tail != head and (tail, head) not in edges:
+                        edges[(tail, head)] = Edge(tail, head, self.graph.node(a).shape or ())
+            box = self.resolve(b)
+            for part in self.parts.get(box, ()) if box == b else ():  # the steps inside, once
+                for source in part.inputs:
+                    if isinstance(source, str):
+                        tail = b + PART_SEPARATOR + source
+                        shape = next(p.shape for p in self.parts[b] if p.id == source)
+                        edges[(tail, b + PART_SEPARATOR + part.id)] = Edge(tail, b + PART_SEPARATOR + part.id, shape)
+        last = self._tail(self.graph.output)
         edges[(last, OUTPUT_ID)] = Edge(last, OUTPUT_ID, self.graph.output_shape)
         return list(edges.values())
 

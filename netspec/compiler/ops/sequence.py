@@ -11,7 +11,7 @@ import operator
 from typing import Literal, Optional
 
 from netspec.compiler.ops.layers import Dim
-from netspec.compiler.registry import SAVES_NOTHING, Attrs, Emit, OpDef, Saved, examples, register
+from netspec.compiler.registry import SAVES_NOTHING, Attrs, Emit, OpDef, Part, Saved, examples, register
 from netspec.compiler.schema_base import Bool, Model, NonNegInt, PosInt, Probability, value_type
 from netspec.compiler.shapes import Shape, ShapeError, Tokens, fmt, require_sequence
 
@@ -273,7 +273,9 @@ def _attention_saved(a: Attrs, ins: list[Shape], out: Shape) -> Saved:
       step-major queries (T·D) and memory (S·Dₖ) that its separate projections read;
     - dropout > 0 (training): the math path: the input, the packed q, k, v (3·T·D), the scaled
       queries and the keys' transposed copy (T·D each), the softmax, the dropout mask and the
-      dropped weights (3·heads·T·T) and the output T·D;
+      dropped weights (3·heads·T·T) and the output T·D; cross-attention keeps what it keeps
+      without dropout, the three heads·T·S instead of the logsumexp, and with the packed k, v
+      weight (Dₖ = D) a copy of the keys (S·D);
     - a padding mask keeps its token ids (int64) and a float mask per head and key step.
     """
     (t, d), (s, dk) = ins[0], _memory(ins)
@@ -282,12 +284,34 @@ def _attention_saved(a: Attrs, ins: list[Shape], out: Shape) -> Saved:
     cross = len(ins) == 2 and not padded
     if a["dropout"] > 0 and not cross:
         return Saved(inputs=(0,), extra=((6 * t * d + 3 * h * t * t, 0),))
+    if a["dropout"] > 0:  # cross, math path: as below, the weights' three h·T·S for the logsumexp
+        if dk != d:
+            return Saved(inputs=(1,), extra=((s * dk + 3 * t * d + 2 * s * d + 3 * h * t * s, 0),))
+        return Saved(extra=((s * dk + 3 * t * d + 3 * s * d + 3 * h * t * s, 0),))  # and the keys' copy (S·D)
     if cross and dk != d:  # separate q, k, v weights: the memory itself and a step-major copy
         return Saved(inputs=(1,), extra=((s * dk + 3 * t * d + 2 * s * d, 0), (h * t, 4)))
     if cross:  # packed k, v weight over the memory's step-major copy
         return Saved(extra=((s * dk + 3 * t * d + 2 * s * d, 0), (h * t, 4)))
     extra = ((4 * t * d, 0), (h * t, 4)) + (((h * s, 0),) if padded else ())
     return Saved(inputs=(0, 1) if padded else (0,), extra=extra)
+
+
+def _attention_parts(a: Attrs, ins: list[Shape], out: Shape) -> tuple[Part, ...]:
+    """How nn.MultiheadAttention computes it, for the diagram: self-attention projects q, k, v
+    with one packed weight ([T, 3·D]); cross-attention projects q from the queries and k, v
+    from the memory ([S, 2·D]); then the heads' softmax(QKᵀ/√d)·V and the output projection."""
+    (t, d), (s, _) = ins[0], _memory(ins)
+    h = a["heads"]
+    padded = len(ins) == 2 and isinstance(ins[1], Tokens)
+    cross = len(ins) == 2 and not padded
+    if cross:
+        projections = (Part("q", f"q projection {d}", "linear", (0,), (t, d)), Part("kv", f"k, v projections {d}", "linear", (1,), (s, 2 * d)))
+    else:
+        projections = (Part("qkv", f"q, k, v projections {d}", "linear", (0,), (t, 3 * d)),)
+    masks = (" causal" if a["causal"] else "") + (" · key padding" if padded else "")
+    product = Part("heads", f"softmax(QKᵀ/√{d // h})·V ×{h}{masks}", "attention",
+                   tuple(p.id for p in projections) + ((1,) if padded else ()), (t, d))
+    return (*projections, product, Part("out", f"out projection {d}", "linear", ("heads",), out))
 
 
 register(
@@ -314,8 +338,11 @@ register(
             ({"heads": 2}, [(5, 8), (3, 6)]),
             ({"heads": 2, "bias": False, "causal": True}, [(4, 6), (4, 6)]),
             ({"heads": 2, "pad_id": 3}, [(5, 8), Tokens((5,), 4)]),
+            ({"heads": 2, "dropout": 0.1}, [(5, 8), (3, 6)]),
+            ({"heads": 3, "dropout": 0.1, "causal": True}, [(4, 6), (7, 6)]),
         ),
         takes_tokens=True,  # as the padding mask's source; the shape rule refuses them as queries
+        parts=_attention_parts,
     )
 )
 

@@ -39,6 +39,7 @@ from netspec.errors import Diagnostic, Location, SpecError
 MAX_NODES = 20_000
 MAX_BLOCK_DEPTH = 32
 PRELUDE_FILE = "netspec:prelude.yaml"
+PREVIOUS = "-1"  # `from: -1` (or -1 in a list) names the previous layer
 
 _NOT_SUBSTITUTED = {"name", "from", "when", "layers", "branches", "op", "init", "members", "share"}
 
@@ -204,8 +205,14 @@ class Expander:
         names = [str(n) for n in source] if isinstance(source, list) else [str(source)]
         out = []
         for name in names:
-            if name in env.names:
+            if name == PREVIOUS:  # as in Ultralytics' `from: [-1, 6]`: what the layer would read without `from:`
+                out.append(current)
+            elif name in env.names:
                 out.append(env.names[name])
+            elif env.report_at and env.stack and name.startswith("input_") and name[6:].isdigit():
+                # a built-in block called with too few inputs: its inner names mean nothing to the caller
+                raise self.fail(env, where, f"block {env.stack[-1]!r} takes {name[6:]} inputs (it reads {name}):"
+                                            f" call it with `from:` naming {name[6:]} layers")
             else:
                 known = sorted(n for n in env.names if n != INPUT) + ["input"]
                 raise self.fail(

@@ -16,7 +16,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from twins_vision import VISION_TWINS  # tests/ is on sys.path (not a package)
+from twins_series import SERIES_TWINS  # tests/ is on sys.path (not a package)
+from twins_vision import VISION_TWINS
 
 
 # ============================================================ D2L, Fashion-MNIST (1 channel, 10 classes)
@@ -783,6 +784,7 @@ TWINS: dict[str, Callable[[], nn.Module]] = {
     "fmnist_fast": fmnist_fast,
 }
 TWINS.update(VISION_TWINS)  # today's vision networks: tests/twins_vision.py
+TWINS.update(SERIES_TWINS)  # the sine-wave regressors: tests/twins_series.py
 
 # Twins whose names differ from the spec's in a known way: spec name -> our state_dict in the
 # twin's names. These are compared by name (strict load) instead of pairing layers in call order.

@@ -12,7 +12,9 @@ import importlib
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-__all__ = ["DATASETS", "Dataset", "IdxFiles", "get", "markdown_table", "names", "shorthand_names"]
+__all__ = ["DATASETS", "MAX_SERIES_VALUES", "Dataset", "IdxFiles", "View", "get", "markdown_table", "names", "shorthand_names"]
+
+MAX_SERIES_VALUES = 100_000_000  # sine_wave: (T - tau)·tau float32 values (400 MB) at most, refused before generating
 
 
 @dataclass(frozen=True)
@@ -34,8 +36,30 @@ class IdxFiles:
 
 
 @dataclass(frozen=True)
+class View:
+    """One `input:` a stored example can feed, and how its values are laid out there.
+
+    A name in `shape` (H, F, tau) is a size the spec or the dataset's fields choose. The
+    runtime needs no code per view: images are resized to the input's H×W when the input
+    is C×H×W, otherwise an example's values are laid out in the input's shape in storage
+    order (`netspec.runtime.train.prepare`), which is what makes each of these work.
+    """
+
+    shape: tuple[int | str, ...]
+    what: str
+
+    def markdown(self) -> str:
+        return f"`[{', '.join(map(str, self.shape))}]` {self.what}"
+
+
+@dataclass(frozen=True)
 class Dataset:
-    """One dataset: what it is, what a spec must give for it, and who loads it."""
+    """One dataset: what it is, what a spec must give for it, and who loads it.
+
+    `defaults` are this dataset's own values for shared fields it reads (the schema's are
+    another dataset's); `check` (plain Python, no torch) refuses field values that cannot
+    make this dataset, with a ValueError that the schema reports at `train.dataset`.
+    """
 
     name: str
     doc: str
@@ -46,6 +70,9 @@ class Dataset:
     required: tuple[str, ...] = ()  # fields of `train.dataset` this one must have
     fields: tuple[str, ...] = ()  # fields of `train.dataset` this one reads
     idx: IdxFiles | None = field(default=None, repr=False)  # read from local IDX files (then --data-dir applies)
+    views: tuple[View, ...] = ()  # the inputs an example feeds (documented, and tested against prepare)
+    defaults: dict[str, Any] = field(default_factory=dict)  # field -> this dataset's default for it
+    check: Callable[[Any], None] | None = field(default=None, repr=False)  # the `train.dataset` entry -> None or ValueError
 
     @property
     def needs_path(self) -> bool:
@@ -88,6 +115,26 @@ _FASHION_MNIST_FILES = IdxFiles(
 )
 
 
+_IMAGE_VIEWS = (
+    View((1, "H", "W"), "the image, resized to the input's H×W"),
+    View((784,), "the image flattened row by row"),
+    View((28, 28), "row sequence: 28 steps, step t is the image's row t of 28 pixels"),
+)
+
+
+def _check_sine_wave(ds: Any) -> None:
+    """T steps give T - tau examples of tau lagged values; train takes the first n_train."""
+    if ds.tau >= ds.T:
+        raise ValueError(f"sine_wave: tau ({ds.tau}) must be less than T ({ds.T}): each example is the tau values before one step of the series")
+    examples = ds.T - ds.tau
+    if ds.n_train >= examples:
+        raise ValueError(
+            f"sine_wave: n_train ({ds.n_train}) must be less than T - tau ({examples} examples) so that the test split is not empty"
+        )
+    if examples * ds.tau > MAX_SERIES_VALUES:
+        raise ValueError(f"sine_wave: (T - tau)·tau is {examples * ds.tau:,} values; at most {MAX_SERIES_VALUES:,}")
+
+
 DATASETS: dict[str, Dataset] = {
     d.name: d
     for d in (
@@ -99,6 +146,7 @@ DATASETS: dict[str, Dataset] = {
             example_shape=(1, 28, 28),
             classes=("t-shirt", "trouser", "pullover", "dress", "coat", "sandal", "shirt", "sneaker", "bag", "ankle boot"),
             idx=_FASHION_MNIST_FILES,
+            views=_IMAGE_VIEWS,
         ),
         Dataset(
             name="fashion_mnist_segmentation",
@@ -128,6 +176,7 @@ DATASETS: dict[str, Dataset] = {
                 mirror="https://ossci-datasets.s3.amazonaws.com/mnist/",
                 subdirs=("mnist",),
             ),
+            views=_IMAGE_VIEWS,
         ),
         Dataset(
             name="csv",
@@ -136,6 +185,7 @@ DATASETS: dict[str, Dataset] = {
             task="task",
             required=("path", "target"),
             fields=("path", "target", "task"),
+            views=(View(("F",), "the F feature columns, in file order"),),
         ),
         Dataset(
             name="synthetic_regression",
@@ -143,6 +193,21 @@ DATASETS: dict[str, Dataset] = {
             loader=f"{_LOADERS}:load_synthetic",
             task="regression",
             fields=("true_w", "true_b", "examples", "noise"),
+            views=(View(("F",), "the F = len(true_w) features"),),
+        ),
+        Dataset(
+            name="sine_wave",
+            doc="Dive into Deep Learning 9.1's series x_t = sin(0.01·t) + N(0, noise²), t = 1..T (seeded by `train.seed`); "
+            "example t is x_t after its tau predecessors; the first n_train examples train, the rest test",
+            loader=f"{_LOADERS}:load_sine_wave",
+            task="regression",
+            fields=("T", "tau", "noise", "n_train"),
+            views=(
+                View(("tau",), "lagged features x[t-tau] … x[t-1], for an MLP"),
+                View(("tau", 1), "the same values as a sequence of tau steps of one feature, for an RNN"),
+            ),
+            defaults={"T": 1000, "tau": 4, "noise": 0.2, "n_train": 600},  # the book's
+            check=_check_sine_wave,
         ),
     )
 }
@@ -167,12 +232,16 @@ def get(name: str) -> Dataset:
 
 def markdown_table() -> str:
     """The docs' table of datasets (docs/training.md holds it; a test keeps the two equal)."""
-    lines = ["| dataset | what | task | example | fields |", "|---|---|---|---|---|"]
+    lines = ["| dataset | what | task | example | fields | inputs |", "|---|---|---|---|---|---|"]
     for d in DATASETS.values():
         task = "`task:` (classification or regression)" if d.task == "task" else d.task
         if d.classes:
             task += f", {len(d.classes)} classes"
         shape = "×".join(map(str, d.example_shape)) if d.example_shape else "from the data"
-        given = ", ".join(f"`{f}`" + (" (required)" if f in d.required else "") for f in d.fields) or "—"
-        lines.append(f"| `{d.name}` | {d.doc} | {task} | {shape} | {given} |")
+        given = ", ".join(
+            f"`{f}`" + (" (required)" if f in d.required else "") + (f" (default {d.defaults[f]})" if f in d.defaults else "")
+            for f in d.fields
+        ) or "—"
+        views = "; ".join(v.markdown() for v in d.views) or "—"
+        lines.append(f"| `{d.name}` | {d.doc} | {task} | {shape} | {given} | {views} |")
     return "\n".join(lines)

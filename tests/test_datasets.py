@@ -45,7 +45,7 @@ def test_a_dataset_inserted_anywhere_keeps_every_shorthand(monkeypatch):
     extra = dataclasses.replace(datasets.DATASETS["mnist"], name="kmnist", doc="Kuzushiji-MNIST")
     table = dict(datasets.DATASETS)
     monkeypatch.setattr(datasets, "DATASETS", {"fashion_mnist": table.pop("fashion_mnist"), "kmnist": extra, **table})
-    assert datasets.shorthand_names() == ("fashion_mnist", "kmnist", "fashion_mnist_segmentation", "mnist", "synthetic_regression")
+    assert datasets.shorthand_names() == ("fashion_mnist", "kmnist", "fashion_mnist_segmentation", "mnist", "synthetic_regression", "sine_wave")
     assert "kmnist" in datasets.markdown_table()
 
 

@@ -67,6 +67,7 @@ SPEC_TOLERANCE: dict[tuple[str, str | None], float] = {
     # (dropout > 0) runs in float32 over bf16 projections. Measured (estimate vs autograd):
     ("gru", "bf16"): 0.52,  # -51.4 %
     ("lstm", "bf16"): 0.07,  # -6.0 %
+    ("sine_rnn", "bf16"): 0.55,  # -54.2 %: 432 vs 944 bytes, the RNN's bf16 weight copies dominate a 4-step batch of 2
     ("transformer_encoder", "bf16"): 0.31,  # -30.4 % (-39.0 % before linear's bf16 weight copy was in×out for [T, D] inputs)
     ("vit", "bf16"): 0.31,  # -30.1 % (-75.5 % before)
     # Its decoder embeds the image's columns: a linear layer over a transposed view copies it

@@ -18,6 +18,7 @@ from torch.nn import functional as F
 
 from twins_vision import VISION_TWINS  # tests/ is on sys.path (not a package)
 from twins_vit import VIT_TWINS
+from twins_series import SERIES_TWINS
 
 
 # ============================================================ D2L, Fashion-MNIST (1 channel, 10 classes)
@@ -836,6 +837,7 @@ TWINS: dict[str, Callable[[], nn.Module]] = {
 }
 TWINS.update(VISION_TWINS)  # today's vision networks: tests/twins_vision.py
 TWINS.update(VIT_TWINS)  # torchvision's ViT-B/16: tests/twins_vit.py
+TWINS.update(SERIES_TWINS)  # the sine-wave regressors: tests/twins_series.py
 
 # Twins whose names differ from the spec's in a known way: spec name -> our state_dict in the
 # twin's names. These are compared by name (strict load) instead of pairing layers in call order.

@@ -56,13 +56,29 @@ class DatasetSpec(_Train):
     true_w: list[float] = Field(default_factory=lambda: [2.0, -3.4], description="synthetic_regression: weights")
     true_b: float = Field(4.2, description="synthetic_regression: bias")
     examples: int = Field(1000, gt=0, le=10_000_000, description="synthetic_regression: number of examples")
-    noise: float = Field(0.01, ge=0)
+    noise: float = Field(0.01, ge=0, le=1e6, description="synthetic_regression: std of the target noise; sine_wave: of the series' noise (default 0.2)")
+    T: int = Field(1000, gt=1, le=10_000_000, description="sine_wave: length of the series (time steps 1..T)")
+    tau: int = Field(4, gt=0, le=1_000_000, description="sine_wave: lagged values per example (its features or steps)")
+    n_train: int = Field(600, gt=0, le=10_000_000, description="sine_wave: the first n_train examples train, the rest test")
 
     @model_validator(mode="after")
     def _required_fields(self) -> "DatasetSpec":
-        required = datasets.get(self.name).required
+        entry = datasets.get(self.name)
+        required = entry.required
         if any(not getattr(self, f) for f in required):
             raise ValueError(f"dataset {self.name} needs " + " and ".join(f"'{f}'" for f in required))
+        given = self.model_fields_set - {"name"}
+        if "task" in given and entry.task != "task" and self.task == entry.task:
+            given.discard("task")  # restating the dataset's own task is harmless
+        foreign = sorted(given - set(entry.fields))
+        if foreign:
+            reads = ", ".join(f"'{f}'" for f in entry.fields) or "no fields"
+            raise ValueError(f"dataset {self.name} does not read {', '.join(repr(f) for f in foreign)} (it reads {reads})")
+        for key, value in entry.defaults.items():
+            if key not in self.model_fields_set:
+                setattr(self, key, value)
+        if entry.check is not None:
+            entry.check(self)
         return self
 
 

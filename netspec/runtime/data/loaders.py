@@ -11,10 +11,10 @@ from typing import Any
 
 from netspec.runtime.data.idx import load_dataset
 from netspec.runtime.data.splits import Splits
-from netspec.runtime.data.synthetic import synthetic_regression
+from netspec.runtime.data.synthetic import sine_wave, synthetic_regression
 from netspec.runtime.data.tabular import load_csv
 
-__all__ = ["load_csv_dataset", "load_idx", "load_synthetic"]
+__all__ = ["load_csv_dataset", "load_idx", "load_sine_wave", "load_synthetic"]
 
 
 def load_idx(ds: Any, *, seed: int, data_dir: str | os.PathLike[str] | None, spec_dir: Path | None, download: bool = True) -> Splits:
@@ -31,3 +31,7 @@ def load_csv_dataset(ds: Any, *, seed: int, data_dir: str | os.PathLike[str] | N
 
 def load_synthetic(ds: Any, *, seed: int, data_dir: str | os.PathLike[str] | None, spec_dir: Path | None, download: bool = True) -> Splits:
     return synthetic_regression(ds.true_w, ds.true_b, n=ds.examples, noise=ds.noise, seed=seed)
+
+
+def load_sine_wave(ds: Any, *, seed: int, data_dir: str | os.PathLike[str] | None, spec_dir: Path | None, download: bool = True) -> Splits:
+    return sine_wave(T=ds.T, tau=ds.tau, noise=ds.noise, n_train=ds.n_train, seed=seed)

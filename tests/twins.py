@@ -770,9 +770,7 @@ def vit_state(ours: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         elif key.endswith(".attention.out_proj.weight"):
             out[key.replace("out_proj", "W_o")] = value
         else:
-            renamed = {"patch_embedding.weight": "patch_embedding.conv.weight", "patch_embedding.bias": "patch_embedding.conv.bias",
-                       "norm.weight": "head.0.weight", "norm.bias": "head.0.bias", "head.weight": "head.1.weight", "head.bias": "head.1.bias"}
-            out[renamed.get(key, key)] = value
+            out[key] = value
     return out
 
 

@@ -80,6 +80,7 @@ Probability = value_type(
 )
 PosFloat = value_type("positive_number", "a positive number", lambda v: _is_number(v) and v > 0, {"type": "number", "exclusiveMinimum": 0})
 Number = value_type("number", "a number", _is_number, {"type": "number"})
+NonNegFloat = value_type("non_negative_number", "a non-negative number", lambda v: _is_number(v) and v >= 0, {"type": "number", "minimum": 0})
 Bool = value_type("bool", "true or false", lambda v: isinstance(v, bool), {"type": "boolean"})
 
 

@@ -411,8 +411,9 @@ class _Writer:
                 steps += list(step)
             elif isinstance(step, Step):
                 if step.kind == "parameter":
-                    shape, fill = step.target
-                    value = f"nn.Parameter(torch.full({literal(shape)}, {literal(fill)}))"
+                    shape, fill, std = step.target
+                    value = (f"nn.Parameter(torch.empty({literal(shape)}).normal_({literal(fill)}, {literal(std)}))" if std > 0
+                             else f"nn.Parameter(torch.full({literal(shape)}, {literal(fill)}))")
                     if is_identifier(local):
                         return [f"        {target}.{local} = {value}{_comment(shape)}"]
                     return [f"        {target}.register_parameter({literal(local)}, {value}){_comment(shape)}"]

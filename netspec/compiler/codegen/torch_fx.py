@@ -65,10 +65,19 @@ class Emitter:
         put_module(self.root, self.path, module)
         return self.code.call_module(self.path, args, kwargs)
 
-    def parameter(self, shape: tuple[int, ...], fill: float) -> fx.Node:
-        """A learned tensor filled with `fill`; the fill is kept in the node's meta for `-o model.py`."""
-        put_parameter(self.root, self.path, nn.Parameter(torch.full(shape, float(fill))))
+    def parameter(self, shape: tuple[int, ...], fill: float, std: float = 0.0) -> fx.Node:
+        """A learned tensor: filled with `fill`, or drawn from N(fill, std²) when `std` > 0."""
+        put_parameter(self.root, self.path, new_parameter(shape, fill, std))
         return self.code.get_attr(self.path)
+
+
+def new_parameter(shape: tuple[int, ...], fill: float, std: float) -> nn.Parameter:
+    """The op's own initialisation of a raw learned tensor (no nn.Module defines one): a constant,
+    or a normal draw (ViT's positions: N(0, 0.02²) in d2l 11.8 and torchvision). `-o model.py`
+    writes the same expression (codegen/source.py), so it consumes the generator alike."""
+    if std > 0:
+        return nn.Parameter(torch.empty(shape).normal_(float(fill), float(std)))
+    return nn.Parameter(torch.full(shape, float(fill)))
 
 
 @dataclass(frozen=True)
@@ -82,7 +91,7 @@ class Value:
 class Step:
     """One operation of a recorded `Emit` recipe: kind "call" (target: a function), "method"
     (target: its name), "module" (the module at the node's path) or "parameter" (target:
-    (shape, fill) of the tensor at the node's path). Arguments may hold Steps and Values."""
+    (shape, fill, std) of the tensor at the node's path). Arguments may hold Steps and Values."""
 
     kind: str
     target: Any
@@ -109,9 +118,9 @@ class Recorder:
         self.module_built = module
         return Step("module", None, args, kwargs)
 
-    def parameter(self, shape: tuple[int, ...], fill: float) -> Step:
-        put_parameter(self.root, self.path, nn.Parameter(torch.full(shape, float(fill))))
-        return Step("parameter", (tuple(shape), float(fill)))
+    def parameter(self, shape: tuple[int, ...], fill: float, std: float = 0.0) -> Step:
+        put_parameter(self.root, self.path, new_parameter(shape, fill, std))
+        return Step("parameter", (tuple(shape), float(fill), float(std)))
 
 
 @dataclass(frozen=True)

@@ -10,9 +10,11 @@ import math
 import operator
 from typing import Literal, Optional
 
+from pydantic import model_validator
+
 from netspec.compiler.ops.layers import Dim
 from netspec.compiler.registry import SAVES_NOTHING, Attrs, Emit, OpDef, Part, Saved, examples, register
-from netspec.compiler.schema_base import Bool, Model, NonNegInt, PosInt, Probability, value_type
+from netspec.compiler.schema_base import Bool, Model, NonNegFloat, NonNegInt, PosInt, Probability, value_type
 from netspec.compiler.shapes import Shape, ShapeError, Tokens, fmt, require_sequence
 
 MAX_DIMS = 64
@@ -83,6 +85,13 @@ class PositionalParams(Model):
 
     kind: Literal["sinusoidal", "learned"] = "sinusoidal"
     max_len: Optional[PosInt] = None
+    init_std: Optional[NonNegFloat] = None  # learned only: N(0, init_std²), 0.02 by default (d2l 11.8, torchvision)
+
+    @model_validator(mode="after")
+    def _std_is_for_learned(self) -> "PositionalParams":
+        if self.init_std is not None and self.kind != "learned":
+            raise ValueError("init_std is for learned positions: sinusoidal ones are fixed")
+        return self
 
 
 def _table_len(a: Attrs, ins: list[Shape]) -> int:
@@ -116,7 +125,7 @@ def _positional_torch(a: Attrs, ins: list[Shape]) -> Emit:
         return e.call(operator.add, xs[0], e.method("to", table, xs[0]))
 
     def learned(e, xs):
-        table = e.parameter((1, length, d), 0.0)
+        table = e.parameter((1, length, d), 0.0, 0.02 if a["init_std"] is None else a["init_std"])
         if length > t:
             table = e.call(torch.narrow, table, 1, 0, t)
         return e.call(operator.add, xs[0], table)
@@ -133,11 +142,12 @@ register(
         family="sequence",
         label=lambda a: f"{a['kind']} positions",
         doc="Adds position codes to [T, D]: d2l's fixed sinusoids (max_len 1000) or a learned [max_len, D] table "
-        "(default max_len T, zero-initialised).",
+        "(default max_len T, drawn from N(0, 0.02²) as d2l 11.8 and torchvision do; `init_std` to change).",
         count_params=lambda a, ins, out: _table_len(a, ins) * ins[0][1] if a["kind"] == "learned" else 0,
         weights=lambda a, ins: {"": (1, _table_len(a, ins), ins[0][1])} if a["kind"] == "learned" else {},
         saved=lambda a, ins, out: SAVES_NOTHING,  # an add (the narrowed table is a view): sizes only
-        examples=examples(({}, (5, 6)), ({"kind": "learned"}, (4, 3)), ({"kind": "learned", "max_len": 9}, (4, 3))),
+        examples=examples(({}, (5, 6)), ({"kind": "learned"}, (4, 3)), ({"kind": "learned", "max_len": 9}, (4, 3)),
+                          ({"kind": "learned", "init_std": 0.0}, (4, 3))),
     )
 )
 

@@ -80,3 +80,25 @@ def test_the_prelude_is_valid_as_users_blocks_are() -> None:
     broken[name] = dict(raw[name], layers=list(raw[name]["layers"]) + [{"op": "linear", "out": 0}])
     with pytest.raises(ValidationError, match="positive integer"):
         TypeAdapter(dict[str, BlockDef]).validate_python(broken)
+
+
+TRAIN = """
+import json, sys
+from click.testing import CliRunner
+import netspec.cli
+result = CliRunner().invoke(netspec.cli.main, ["train", sys.argv[1], "--out", sys.argv[2], "-q"])
+print(json.dumps({"exit": result.exit_code, "output": result.output[-2000:],
+                  "modules": sorted(m for m in ("matplotlib", "matplotlib.pyplot") if m in sys.modules)}))
+"""
+
+
+def test_a_run_draws_its_curves_without_pyplot(tmp_path: Path) -> None:
+    """curves.png comes from a bare Figure on the Agg canvas: pyplot (its import, its global
+    figures, its GUI backend choice) is never loaded by a run."""
+    spec = tmp_path / "reg.yaml"
+    spec.write_text("name: reg\ninput: [2]\nlayers:\n  - {op: linear, out: 1}\n"
+                    "train: {dataset: {name: synthetic_regression, examples: 64}, loss: mse, epochs: 1, batch_size: 32, lr: 0.01}\n")
+    got = _fresh(TRAIN, str(spec), str(tmp_path / "run"))
+    assert got["exit"] == 0, got["output"]
+    assert (tmp_path / "run" / "curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert got["modules"] == ["matplotlib"]

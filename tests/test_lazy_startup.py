@@ -50,9 +50,6 @@ def test_check_of_the_zoo_imports_neither_torch_nor_matplotlib() -> None:
     got = _fresh(CHECK, "specs")
     assert got["exit"] == 0
     assert got["modules"] == []
-    from netspec.compiler import registry
-
-    assert 0 < len([m for m in got["members"] if m in registry.ops()]) < len(registry.ops())  # lazy: not every op was needed
 
 
 def test_a_layer_of_an_op_never_named_before_is_still_checked_in_full() -> None:

@@ -563,7 +563,9 @@ def layer_adapter() -> Any:
 
 
 def _rebuild_holders() -> None:
-    """Rebuild the models that hold layers in place (the classes stay the same objects)."""
+    """Rebuild the models that hold layers in place (the classes stay the same objects), for
+    `json_schema`'s whole union and back. A new model with a `LayerItem` field goes here too,
+    before the models that embed it: else its JSON Schema meets the validation function."""
     BlockDef.model_rebuild(force=True)  # before Spec, which embeds it
     Spec.model_rebuild(force=True)
 

@@ -3,7 +3,9 @@
 Interleaved with its true floor, `python -c "import click, yaml, pydantic"` (what any CLI
 validating YAML with pydantic pays before doing anything), round by round in alternating
 order, medians of wall time and of the child's CPU time (user + sys: what to read on a busy
-machine); and confirms that check never imports torch.
+machine); and confirms that check never imports torch. netspec is byte-compiled first
+(`compileall`), as an installed package is, so that a checkout under PYTHONDONTWRITEBYTECODE
+does not compile its modules from source in every run.
 
     python benchmarks/check_speed.py [--repeat 9] [PATH ...]
 """
@@ -48,6 +50,7 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=9)
     args = parser.parse_args()
 
+    subprocess.run([sys.executable, "-m", "compileall", "-q", str(ROOT / "netspec")], check=True, capture_output=True)
     check = [sys.executable, "-m", "netspec", "check", "--quiet", *args.paths]
     result = subprocess.run(check, capture_output=True, text=True, cwd=ROOT)
     if result.returncode != 0:

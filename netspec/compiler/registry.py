@@ -191,12 +191,15 @@ def load_plugins() -> bool:
 
 
 def ops() -> dict[str, OpDef]:
-    _load()
+    if not _loaded:
+        _load()
     return _OPS
 
 
 def get(name: str) -> OpDef | None:
-    return ops().get(name)
+    if not _loaded:  # looked up for every layer, shape and count: kept to one dict lookup
+        _load()
+    return _OPS.get(name)
 
 
 def examples(*cases: tuple[dict[str, Any], Any]) -> tuple[Example, ...]:

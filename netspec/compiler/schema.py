@@ -1,9 +1,12 @@
 """The spec language as pydantic v2 models, and validation with `file:line:col` errors.
 
 A layer is a mapping with an `op` key (or just the op's name, for ops without parameters).
-Layers are a union discriminated by `op`, so an error in a conv layer reports only conv's
-fields. Names that are not built-in ops are calls of blocks (from the spec's `blocks:` or the
-prelude); those are checked against the block's declared parameters when expanded.
+Each layer is validated by the model of the op it names, so an error in a conv layer reports
+only conv's fields; an op's model is built the first time a spec names it (building one per
+op up front cost most of `netspec check`'s time). The JSON Schema is the same set of models as
+one union discriminated by `op`. Names that are not built-in ops are calls of blocks (from the
+spec's `blocks:` or the prelude); those are checked against the block's declared parameters
+when expanded.
 """
 from __future__ import annotations
 
@@ -14,7 +17,7 @@ from typing import Annotated, Any, Literal, Optional, Union
 
 from pydantic import AfterValidator, BeforeValidator, Discriminator, Field, PlainValidator, StrictBool, Tag, ValidationError, WithJsonSchema, create_model, field_validator
 from pydantic import ConfigDict, GetCoreSchemaHandler, ValidationInfo
-from pydantic_core import PydanticCustomError
+from pydantic_core import PydanticCustomError, core_schema
 
 from netspec.compiler import registry
 from netspec.compiler.messages import message as netspec_message
@@ -179,16 +182,71 @@ class BlockCall(LayerMeta):
 
 
 class LayerItem:
-    """The layer union, as the registry has it now.
+    """A layer: validated by the model of the op it names, built when a spec first names it.
 
-    pydantic asks this type for its schema whenever it builds one (`__get_pydantic_core_schema__`),
-    so the models that hold layers (BlockDef, Spec) pick up ops registered later by being
-    rebuilt in place (`ensure_current`): the classes stay the same objects.
+    pydantic asks this type for its schema whenever it builds one (`__get_pydantic_core_schema__`):
+    for validation that is a function looking the op up at validation time, so ops registered
+    later are validated like built-in ones without rebuilding anything; for the JSON Schema
+    (`json_schema`) it is the union of every op's model, discriminated by `op`.
     """
 
     @classmethod
     def __get_pydantic_core_schema__(cls, source: Any, handler: GetCoreSchemaHandler) -> Any:
-        return handler.generate_schema(_union())
+        if _whole_union:
+            return handler.generate_schema(_union())
+        return core_schema.no_info_plain_validator_function(_validate_layer)
+
+
+_whole_union = False  # set while `json_schema` builds the schema of every op at once
+_members: dict[str, Any] = {}  # tag -> the model validating that kind of layer
+_members_version = -1
+
+
+def _validate_layer(value: Any) -> Any:
+    """One layer item, by the model of its op: errors come out at the item's location, as
+    the union's would (the `op` tag aside, which `_describe` leaves out anyway)."""
+    value = _as_mapping(value)
+    tag = _layer_tag(value)
+    if tag is None:  # diagnostics_from says "expected a layer ..." for this type
+        raise PydanticCustomError("union_tag_not_found", "expected a layer, got {got}", {"got": repr(value)})
+    return _member(tag).model_validate(value)
+
+
+def _member(tag: str) -> Any:
+    """The model of one kind of layer (an op, a group, a block call), built once per registry version."""
+    global _members_version
+    if _members_version != registry.version():
+        _members.clear()
+        _members_version = registry.version()
+    model = _members.get(tag)
+    if model is None:
+        model = _members[tag] = _op_model(tag) if tag not in STRUCTURAL_OPS and tag != "__block__" else _group_model(tag)
+    return model
+
+
+def _op_model(name: str) -> Any:
+    """The layer model of a registered op: its parameters and the keys every layer has."""
+    op = registry.get(name)
+    assert op is not None
+    return create_model(
+        f"{name.title().replace('_', '')}Layer",
+        __base__=(LayerMeta, op.params),
+        __doc__=op.doc,
+        op=(Literal[name], ...),  # type: ignore[valid-type]
+    )
+
+
+def _group_model(tag: str) -> Any:
+    """A block call, or a fresh subclass of a group (whose layers are checked as the mode
+    it is built in says: one op at a time, or the whole union for the JSON Schema)."""
+    if tag == "__block__":
+        return BlockCall
+    if tag == "sequential":
+        return create_model("SequentialLayer", __base__=SequentialLayer, __doc__=SequentialLayer.__doc__)
+    return create_model(
+        "ParallelLayer", __base__=ParallelLayer, __doc__=ParallelLayer.__doc__,
+        merge=(Literal[merge_ops()], "concat"),  # type: ignore[valid-type]
+    )
 
 
 _union_cache: tuple[int, Any] = (-1, None)
@@ -201,27 +259,14 @@ def merge_ops() -> tuple[str, ...]:
 
 def _union() -> Any:
     """The union of one model per registered op, the groups and block calls (built once per
-    registry version), discriminated by `op`."""
+    registry version), discriminated by `op`: the JSON Schema's view of a layer."""
     global _union_cache
     version = registry.version()
     if _union_cache[0] == version:
         return _union_cache[1]
-    members: list[Any] = []
-    for name, op in sorted(registry.ops().items()):
-        model = create_model(
-            f"{name.title().replace('_', '')}Layer",
-            __base__=(LayerMeta, op.params),
-            __doc__=op.doc,
-            op=(Literal[name], ...),  # type: ignore[valid-type]
-        )
-        members.append(Annotated[model, Tag(name)])
+    members: list[Any] = [Annotated[_member(name), Tag(name)] for name in sorted(registry.ops())]
     # the groups hold layers: fresh subclasses, so that their schemas hold this union
-    sequential = create_model("SequentialLayer", __base__=SequentialLayer, __doc__=SequentialLayer.__doc__)
-    parallel = create_model(
-        "ParallelLayer", __base__=ParallelLayer, __doc__=ParallelLayer.__doc__,
-        merge=(Literal[merge_ops()], "concat"),  # type: ignore[valid-type]
-    )
-    members += [Annotated[sequential, Tag("sequential")], Annotated[parallel, Tag("parallel")]]
+    members += [Annotated[_group_model(tag), Tag(tag)] for tag in STRUCTURAL_OPS]
     members.append(Annotated[BlockCall, Tag("__block__")])
     union = Annotated[Union[tuple(members)], Discriminator(_layer_tag), BeforeValidator(_as_mapping)]
     _union_cache = (version, union)
@@ -504,7 +549,6 @@ def validate_spec(raw: Any, filename: str, prelude_blocks: set[str], also: list[
     if not isinstance(raw, dict):
         where = getattr(raw, "loc", None) or Location(filename, 1, 1)
         raise SpecError.at(where, "a spec must be a mapping with name, input and layers")
-    ensure_current()
     diagnostics: list[Diagnostic] = []
     blocks = raw.get("blocks") if isinstance(raw.get("blocks"), dict) else {}
     unknown = unknown_op_diagnostics(raw, set(blocks) | prelude_blocks, filename)
@@ -526,29 +570,25 @@ def validate_spec(raw: Any, filename: str, prelude_blocks: set[str], also: list[
     return spec
 
 
-def ensure_current() -> None:
-    """Rebuild the models that hold layers if ops were registered since they were built, so
-    a custom op registered from Python is validated like a built-in one."""
-    global _layer_adapter
-    if _union_cache[0] != registry.version():
-        _union()
-        BlockDef.model_rebuild(force=True)  # before Spec, which embeds it
-        Spec.model_rebuild(force=True)
-        _layer_adapter = None
-
-
 _layer_adapter: Any = None
 
 
 def layer_adapter() -> Any:
     """A TypeAdapter validating one layer item (expansion validates items one by one)."""
     global _layer_adapter
-    ensure_current()
     if _layer_adapter is None:
         from pydantic import TypeAdapter
 
         _layer_adapter = TypeAdapter(LayerItem)
     return _layer_adapter
+
+
+def _rebuild_holders() -> None:
+    """Rebuild the models that hold layers in place (the classes stay the same objects), for
+    `json_schema`'s whole union and back. A new model with a `LayerItem` field goes here too,
+    before the models that embed it: else its JSON Schema meets the validation function."""
+    BlockDef.model_rebuild(force=True)  # before Spec, which embeds it
+    Spec.model_rebuild(force=True)
 
 
 def json_schema() -> dict[str, Any]:
@@ -558,9 +598,15 @@ def json_schema() -> dict[str, Any]:
     block call's `op` is any name except a built-in one (so a built-in layer is checked
     against its own schema only, and the layer union's `oneOf` has one match).
     """
+    global _whole_union
     registry.load_plugins()
-    ensure_current()
-    schema = Spec.model_json_schema(by_alias=True)
+    _whole_union = True
+    try:
+        _rebuild_holders()
+        schema = Spec.model_json_schema(by_alias=True)
+    finally:
+        _whole_union = False
+        _rebuild_holders()
     builtins = sorted(set(registry.ops()) | set(STRUCTURAL_OPS))
     schema["$defs"]["BlockCall"]["not"] = {"properties": {"op": {"enum": builtins}}, "required": ["op"]}
 

@@ -100,7 +100,7 @@ class Model(BaseModel):
     .nan/.inf are refused (they would only fail mid-run).
     """
 
-    model_config = ConfigDict(extra="forbid", populate_by_name=True, strict=True, allow_inf_nan=False)
+    model_config = ConfigDict(extra="forbid", populate_by_name=True, strict=True, allow_inf_nan=False, defer_build=True)
 
     @model_validator(mode="wrap")
     @classmethod

@@ -159,7 +159,7 @@ def _check_nesting(text: str, filename: str) -> None:
     a walk over parse events (iterative in LibYAML), is needed at all.
     """
     depth = deepest = 0
-    for char in text:
+    for char in re.sub(r"[^\[\]{}]+", "", text):  # the brackets alone: the loop runs over few characters
         if char in "[{":
             depth += 1
             deepest = max(deepest, depth)

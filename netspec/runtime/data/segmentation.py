@@ -103,9 +103,10 @@ def evaluate(model: nn.Module, data: Any, device: torch.device) -> dict[str, flo
 @torch.no_grad()
 def draw(model: nn.Module, data: Any, device: torch.device, path: Path, count: int = 6) -> None:
     """Rows of test examples: image, true mask, predicted mask (one colour per class)."""
+    from matplotlib import colormaps
     from matplotlib.colors import ListedColormap
 
-    from netspec.runtime.run.metrics import _pyplot, _save
+    from netspec.runtime.run.metrics import figure, save, tight
 
     was_training = model.training
     model.eval()
@@ -114,9 +115,9 @@ def draw(model: nn.Module, data: Any, device: torch.device, path: Path, count: i
         pred = model(data.inputs(x.to(device))).argmax(1).cpu()
     finally:
         model.train(was_training)
-    plt = _pyplot()
-    colours = ListedColormap(["black", *plt.get_cmap("tab10").colors])
-    fig, axes = plt.subplots(len(x), 3, figsize=(4.8, 1.6 * len(x)), dpi=100, squeeze=False)
+    colours = ListedColormap(["black", *colormaps["tab10"].colors])
+    fig = figure(4.8, 1.6 * len(x), dpi=100)
+    axes = fig.subplots(len(x), 3, squeeze=False)
     for row, (image, truth, guess) in enumerate(zip(x, data.test_y[:count], pred)):
         for ax, picture, title in (
             (axes[row][0], image[0], "image"),
@@ -130,5 +131,5 @@ def draw(model: nn.Module, data: Any, device: torch.device, path: Path, count: i
             ax.set_title(title, fontsize=8)
             ax.axis("off")
     fig.suptitle("black: background; colours: garment classes", fontsize=8)
-    fig.tight_layout()
-    _save(fig, plt, path)
+    tight(fig)
+    save(fig, path)

@@ -3,7 +3,8 @@
 `curves.png` is the training plot: loss (train, val, test) and accuracy (train, val, test)
 against epochs, each on its own labelled axis; `grad_norms.png` shows each layer's gradient norm per epoch on
 a log scale, where vanishing gradients in a deep sigmoid stack are plain to see.
-matplotlib is imported only when a picture is drawn (with the Agg backend: no display).
+matplotlib is imported only when a picture is drawn, on a bare `Figure` with the Agg canvas:
+no pyplot (its import and global figure state cost start-up time and nothing here needs them).
 """
 from __future__ import annotations
 
@@ -62,13 +63,21 @@ def write_json(path: Path, data: Mapping[str, Any]) -> None:
     atomic_write(Path(path), text.encode())
 
 
-def _pyplot() -> Any:
-    import matplotlib
+def figure(width: float, height: float, dpi: int = 120) -> Any:
+    """A matplotlib Figure on the Agg canvas (PNG in memory, no display, no pyplot)."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
 
-    matplotlib.use("Agg", force=True)
-    import matplotlib.pyplot as plt
+    fig = Figure(figsize=(width, height), dpi=dpi)
+    FigureCanvasAgg(fig)
+    return fig
 
-    return plt
+
+def tight(fig: Any) -> None:
+    """Lay the axes out tightly once, then drop the layout engine: matplotlib otherwise lays
+    the figure out again at every savefig (one more full draw) for the same picture."""
+    fig.tight_layout()
+    fig.set_layout_engine(None)
 
 
 LOSSES = {"train_loss": ("train loss", "-"), "val_loss": ("val loss", "-."), "test_loss": ("test loss", ":")}
@@ -94,9 +103,9 @@ def _series(ax: Any, rows: Sequence[Mapping[str, Any]], styles: Mapping[str, tup
 def curves_figure(rows: Sequence[Mapping[str, Any]], title: str = "") -> Any:
     """Loss (train, val, test) and accuracy (train, val, test) per epoch on two labelled axes,
     side by side; a regression run, which has no accuracy, gets the loss axis alone."""
-    plt = _pyplot()
     has_acc = any(r.get(k) is not None for r in rows for k in ACCURACIES)
-    fig, axes = plt.subplots(1, 2 if has_acc else 1, figsize=(9 if has_acc else 5, 3.5), dpi=120, squeeze=False)
+    fig = figure(9 if has_acc else 5, 3.5)
+    axes = fig.subplots(1, 2 if has_acc else 1, squeeze=False)
     loss_ax = axes[0][0]
     if _series(loss_ax, rows, LOSSES):
         loss_ax.legend()
@@ -110,24 +119,26 @@ def curves_figure(rows: Sequence[Mapping[str, Any]], title: str = "") -> Any:
         acc_ax.legend()
     if title:
         fig.suptitle(title)
-    fig.tight_layout()
+    tight(fig)
     return fig
 
 
 def plot_curves(rows: Sequence[Mapping[str, Any]], path: Path, title: str = "") -> None:
     """curves.png: see `curves_figure`."""
-    _save(curves_figure(rows, title), _pyplot(), path)
+    save(curves_figure(rows, title), path)
 
 
 def plot_grad_norms(rows: Sequence[Mapping[str, Any]], path: Path, title: str = "") -> None:
     """Each parameter's mean gradient norm per epoch (log scale), shallow layers dark, deep light."""
-    plt = _pyplot()
     rows = [r for r in rows if r.get("grad_norms")]
     if not rows:
         return
+    from matplotlib import colormaps
+
     names = list(rows[-1]["grad_norms"])
-    fig, ax = plt.subplots(figsize=(6, 4), dpi=120)
-    cmap = plt.get_cmap("viridis")
+    fig = figure(6, 4)
+    ax = fig.subplots()
+    cmap = colormaps["viridis"]
     for i, name in enumerate(names):
         values = [r["grad_norms"].get(name) for r in rows]
         ax.plot([r["epoch"] for r in rows], [math.nan if v is None else max(v, 1e-30) for v in values],
@@ -140,8 +151,8 @@ def plot_grad_norms(rows: Sequence[Mapping[str, Any]], path: Path, title: str = 
     if len(names) <= 16:
         ax.legend(fontsize=6, ncol=2)
     ax.set_title(title or "gradient norm per layer")
-    fig.tight_layout()
-    _save(fig, plt, path)
+    tight(fig)
+    save(fig, path)
 
 
 def _integer_ticks() -> Any:
@@ -150,8 +161,8 @@ def _integer_ticks() -> Any:
     return MaxNLocator(integer=True)
 
 
-def _save(fig: Any, plt: Any, path: Path) -> None:
+def save(fig: Any, path: Path) -> None:
+    """The PNG rendered in memory, then written atomically (a failed write keeps the old picture)."""
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png")
-    plt.close(fig)
     atomic_write(Path(path), buffer.getvalue())

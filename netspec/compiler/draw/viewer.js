@@ -290,8 +290,8 @@
     // Next ranks: one S-curve. An edge that skips ranks runs straight down from its tail and
     // turns to its head at the end, so it passes beside the boxes between; in one column (a
     // shortcut) it swings out to the right of that column first.
-    // Returns the path and where its shape label goes (the curve's midpoint; on a long edge,
-    // just below the tail, where the edge still runs beside the box it leaves).
+    // Returns the path and where its shape label goes: the curve's midpoint (on a long edge,
+    // the middle of its straight run beside the boxes it passes).
     if (y2 - y1 <= BOX_H + 2 * GAP_Y) {
       const bend = Math.max(8, (y2 - y1) / 2);
       return ["M" + x1 + "," + y1 + " C" + x1 + "," + (y1 + bend) + " " + x2 + "," + (y2 - bend) + " " + x2 + "," + y2,
@@ -300,7 +300,7 @@
     const xs = Math.abs(x2 - x1) < 40 ? Math.max(x1, x2) + Math.max(a.w, b.w) / 2 + 24 : x1;
     const t = y1 + GAP_Y, h = y2 - GAP_Y;
     return ["M" + x1 + "," + y1 + " C" + x1 + "," + (t - 4) + " " + xs + "," + (y1 + 4) + " " + xs + "," + t +
-      " L" + xs + "," + h + " C" + xs + "," + (y2 - 4) + " " + x2 + "," + (h + 4) + " " + x2 + "," + y2, xs + 3, t + 12];
+      " L" + xs + "," + h + " C" + xs + "," + (y2 - 4) + " " + x2 + "," + (h + 4) + " " + x2 + "," + y2, xs + 3, (t + h) / 2 + 3];
   }
 
   function svgText(x, y, value, cls, a, b) {

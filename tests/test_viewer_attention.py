@@ -191,3 +191,19 @@ def test_the_share_line_is_dashed_labelled_and_no_data_flow(browser, pages) -> N
     dash = browser.execute_script("return getComputedStyle(document.querySelector('#edges path.share')).strokeDasharray")
     assert dash not in ("", "none")
     assert _labels(browser)[("shared", "4")] == fmt(graph.node("shared").shape)
+
+
+def test_a_shared_block_is_one_line_while_collapsed_and_one_per_layer_when_open(browser, tmp_path) -> None:
+    from test_share import SIAMESE  # the bottom branch's block `e` is written `share: top.e`
+
+    spec = tmp_path / "siamese.yaml"
+    spec.write_text(SIAMESE, encoding="utf-8")
+    graph = netspec.build_graph(spec)
+    _open(browser, _page(spec, tmp_path))
+    browser.find_element("id", "collapse-all").click()
+    assert not _paths(browser, "share")  # both inside the one collapsed group `pair`
+    browser.find_element("css selector", '.box.block[data-name="pair"]').click()
+    assert _paths(browser, "share") == {("pair.bottom.e", "pair.top.e")}
+    browser.find_element("id", "expand-all").click()
+    weights = {(n.name, owner) for n in graph.nodes() for owner in n.meta.get("shares", {}).values()}
+    assert _paths(browser, "share") == weights == {("pair.bottom.e.fc", "pair.top.e.fc"), ("pair.bottom.e.proj", "pair.top.e.proj")}

@@ -19,6 +19,7 @@ from typing import Any
 from netspec.compiler.draw import style
 from netspec.compiler.draw.plan import Planner, _family, _label
 from netspec.compiler.graph import Graph
+from netspec.compiler.registry import Part
 from netspec.compiler.shapes import fmt
 
 # Expanded on opening: blocks level by level while at most this many boxes show.
@@ -45,9 +46,17 @@ def _plain(value: Any) -> Any:
     return str(value)
 
 
+def _part(part: Part) -> dict[str, Any]:
+    """One step of an op drawn as a cluster: `inputs` are the op's input indices (numbers)
+    or earlier steps' ids (strings), `shape` the step's output as the edges show it."""
+    return {"id": part.id, "label": part.label, "family": part.family, "inputs": list(part.inputs), "shape": fmt(part.shape)}
+
+
 def viewer_data(graph: Graph) -> dict[str, Any]:
     """The graph as the page's script reads it: scopes (the drawn blocks and named groups, a
-    tree) and nodes (primitive ops in topological order, each with its chain of scopes)."""
+    tree), nodes (primitive ops in topological order, each with its chain of scopes; an op
+    with `OpDef.parts` lists its steps, drawn as a cluster as in the DOT pictures) and shares
+    (`share:` as [sharing node, owner node] pairs: dashed lines, not data flow)."""
     planner = Planner(graph, depth=None, fold_repeats=False, merge_activations=False)
     order = [p for p in graph.scopes if p in planner.drawn and p in planner.parent]
     index = {p: i for i, p in enumerate(order)}
@@ -76,7 +85,7 @@ def viewer_data(graph: Graph) -> dict[str, Any]:
         })
     out_nodes = []
     for node in nodes:
-        out_nodes.append({
+        entry: dict[str, Any] = {
             "name": node.name,
             "op": node.op,
             "label": "input" if node.op == "input" else _label(node),
@@ -87,7 +96,11 @@ def viewer_data(graph: Graph) -> dict[str, Any]:
             "macs": node.macs,
             "chain": [index[p] for p in planner.chain[node.name]],
             "inputs": [position[s] for s in node.inputs],
-        })
+        }
+        if node.name in planner.parts:
+            entry["parts"] = [_part(p) for p in planner.parts[node.name]]
+        out_nodes.append(entry)
+    shares = sorted({(position[n.name], position[owner]) for n in nodes for owner in n.meta.get("shares", {}).values()})
     colours = dict(style.FAMILY_COLOURS, input="#ffffff", other=style.OTHER_COLOUR, block=style.BLOCK_FILL)
     return {
         "name": graph.name,
@@ -98,6 +111,7 @@ def viewer_data(graph: Graph) -> dict[str, Any]:
         "macs": graph.total_macs,
         "scopes": scopes,
         "nodes": out_nodes,
+        "shares": [list(pair) for pair in shares],
         "colours": colours,
         "open_boxes": OPEN_BOXES,
     }

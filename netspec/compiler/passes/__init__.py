@@ -18,6 +18,7 @@ from typing import Callable, Iterable
 
 from netspec.compiler.graph import Graph
 from netspec.compiler.passes.counts import count
+from netspec.compiler.passes.inplace import mark_inplace
 from netspec.compiler.passes.lint import lint
 from netspec.compiler.passes.shapes import infer_shapes
 
@@ -37,6 +38,7 @@ PASSES: tuple[Pass, ...] = (
     Pass("lint", lint, "dangling inputs, cycles, unused layers, one output (errors a user can make)"),
     Pass("shapes", infer_shapes, "output shape of every node that has none yet"),
     Pass("counts", count, "parameters and MACs of every node"),
+    Pass("inplace", mark_inplace, "activations that may overwrite their input (torch's inplace=True)"),
 )
 
 

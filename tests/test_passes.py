@@ -29,10 +29,10 @@ def chain(*ops: tuple[str, dict]) -> Graph:
 
 
 def test_the_table_names_every_pass_and_each_returns_the_graph() -> None:
-    assert [p.name for p in PASSES] == ["lint", "shapes", "counts", "share"]
+    assert [p.name for p in PASSES] == ["lint", "shapes", "counts", "share", "inplace"]
     seen = []
     graph = run_passes(chain(("flatten", {"start": 0, "end": -1}), ("linear", {"out": 5, "bias": True})), after=seen.append)
-    assert [r.name for r in seen] == ["lint", "shapes", "counts", "share"] and all(r.graph is graph and r.seconds >= 0 for r in seen)
+    assert [r.name for r in seen] == ["lint", "shapes", "counts", "share", "inplace"] and all(r.graph is graph and r.seconds >= 0 for r in seen)
     assert graph.node("n1").shape == (5,) and graph.node("n1").params == 16 * 5 + 5  # nn.Linear(16, 5)
 
 
@@ -101,7 +101,7 @@ def test_the_cli_dumps_each_pass_when_asked(tmp_path) -> None:
     result = subprocess.run([sys.executable, "-m", "netspec", "check", str(spec)], capture_output=True, text=True, env=env)
     assert result.returncode == 0, result.stderr
     headers = [line for line in result.stderr.splitlines() if line.startswith("netspec: after pass")]
-    assert [h.split()[3] for h in headers] == ["lint", "shapes", "counts", "share"] and all(h.endswith("ms):") for h in headers)
+    assert [h.split()[3] for h in headers] == ["lint", "shapes", "counts", "share", "inplace"] and all(h.endswith("ms):") for h in headers)
     assert "  1 = linear(0) {'out': 8, 'bias': True} -> 8  params=136 macs=128" in result.stderr  # 16·8 + 8 after counts
     quiet = subprocess.run([sys.executable, "-m", "netspec", "check", str(spec)], capture_output=True, text=True,
                            env={"PYTHONPATH": env["PYTHONPATH"]})

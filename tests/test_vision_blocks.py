@@ -18,7 +18,7 @@ import netspec
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from twins_vision import (  # noqa: E402  (tests/ is not a package; the twins live with the zoo's)
-    CNBlock, D2LDenseBlock, InvertedResidualConfig, InvertedResidualV2, InvertedResidualV3, LayerNorm2d, MBConv,
+    CNBlock, Conv2dNormActivation, D2LDenseBlock, InvertedResidualConfig, InvertedResidualV2, InvertedResidualV3, LayerNorm2d, MBConv,
     MBConvConfig, ShuffleUnit, SqueezeExcitation, StochasticDepth, Up, channel_shuffle, make_divisible,
 )
 
@@ -50,6 +50,40 @@ def test_squeeze_excitation_is_torchvisions(activation: str, scale: str) -> None
 def test_inverted_residual_v2_is_mobilenet_v2s(inp: int, oup: int, stride: int, ratio: int) -> None:
     call = {"op": "inverted_residual", "name": "blk", "out": oup, "expanded": int(round(inp * ratio)), "stride": stride}
     same(compiled([call], (inp, 8, 8)), InvertedResidualV2(inp, oup, stride, ratio), (inp, 8, 8))
+
+
+class InvertedResidualV2SE(nn.Module):
+    """torchvision's MobileNetV2 InvertedResidual with a SqueezeExcitation after the depthwise conv
+    (as MnasNet and MobileNetV3 place it): conv.0 expansion, conv.1 depthwise, conv.2 SE, conv.3-4 projection."""
+
+    def __init__(self, inp: int, oup: int, stride: int, hidden: int, squeeze: int, activation: type[nn.Module]) -> None:
+        super().__init__()
+        self.use_res_connect = stride == 1 and inp == oup
+        layers: list[nn.Module] = []
+        if hidden != inp:
+            layers.append(Conv2dNormActivation(inp, hidden, kernel_size=1, activation_layer=nn.ReLU6))
+        layers += [
+            Conv2dNormActivation(hidden, hidden, stride=stride, groups=hidden, activation_layer=nn.ReLU6),
+            SqueezeExcitation(hidden, squeeze, activation, nn.Sigmoid),
+            nn.Conv2d(hidden, oup, 1, 1, 0, bias=False),
+            nn.BatchNorm2d(oup),
+        ]
+        self.conv = nn.Sequential(*layers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.conv(x) if self.use_res_connect else self.conv(x)
+
+
+@pytest.mark.parametrize("inp,oup,stride,hidden,squeeze,act", [(8, 8, 1, 48, 12, "relu"), (8, 12, 2, 8, 2, "silu")])
+def test_inverted_residual_v2_takes_squeeze_excitation(inp, oup, stride, hidden, squeeze, act) -> None:
+    """`se` in form v2 is not ignored: the SE sits after the depthwise conv, at conv's next position."""
+    call = {"op": "inverted_residual", "name": "blk", "out": oup, "expanded": hidden, "stride": stride, "se": squeeze,
+            "se_activation": act}
+    net = compiled([call], (inp, 8, 8))
+    se = "blk.conv.2" if hidden != inp else "blk.conv.1"
+    assert f"{se}.fc1.weight" in net.state_dict()
+    twin = InvertedResidualV2SE(inp, oup, stride, hidden, squeeze, nn.ReLU if act == "relu" else nn.SiLU)
+    same(net, twin, (inp, 8, 8))
 
 
 @pytest.mark.parametrize("cin,kernel,expanded,cout,use_se,act,stride", [

@@ -2,7 +2,7 @@
 the activations autograd saves for backward, from each op's `OpDef.saved` rule.
 
 Saved tensors are counted once each: an op that saves its input and the op before it that
-saves its output keep the same tensor (token ids, `shapes.Tokens`, are int64: 8 bytes each); views (`OpDef.view`: flatten, identity) share their
+saves its output keep the same tensor, and an activation run in place (passes/inplace.py) keeps its input's (token ids, `shapes.Tokens`, are int64: 8 bytes each); views (`OpDef.view`: flatten, identity) share their
 input's storage. Parameters and buffers saved by an op are not activations (they are the
 weights). bf16 autocast (`amp="bf16"`) stores activations in 2 bytes and conv/linear also
 save a bf16 copy of their weight; parameters, gradients and optimizer state stay float32.
@@ -13,6 +13,7 @@ from dataclasses import asdict, dataclass
 
 from netspec.compiler import registry
 from netspec.compiler.graph import INPUT, Graph
+from netspec.compiler.passes.inplace import saved as saved_by
 from netspec.compiler.shapes import Tokens
 
 OPTIMIZER_STATES = {"sgd": 0, "momentum": 1, "adam": 2, "adamw": 2}  # float32 tensors per parameter
@@ -40,11 +41,13 @@ class MemoryPlan:
 
 
 def _storage_owner(graph: Graph) -> dict[str, str]:
-    """Each node -> the node whose output storage it uses (itself unless its op is a view)."""
+    """Each node -> the node whose output storage it uses (itself unless its op is a view or
+    it runs in place, passes/inplace.py)."""
     owner: dict[str, str] = {}
     for node in graph.nodes():
         op = registry.get(node.op) if node.op != INPUT else None
-        owner[node.name] = owner[node.inputs[0]] if op is not None and op.view else node.name
+        aliases = op is not None and (op.view or node.meta.get("inplace", False))
+        owner[node.name] = owner[node.inputs[0]] if aliases else node.name
     return owner
 
 
@@ -70,8 +73,7 @@ def saved_activation_bytes(graph: Graph, batch: int, amp: str | None = None) -> 
         if node.params == 0 and not node.meta.get("shares") and not any(i in needs_grad for i in node.inputs):
             continue
         needs_grad.add(node.name)
-        in_shapes = [graph.node(i).shape for i in node.inputs]
-        saved = op.saved(node.attrs, in_shapes, node.shape)  # type: ignore[arg-type]
+        saved = saved_by(graph, node)
         grads = [i in needs_grad for i in node.inputs]
         kept.update(owner[node.inputs[i]] for j, i in enumerate(saved.inputs) if _applies(saved.when, j, grads))
         if saved.output:

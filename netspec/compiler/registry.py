@@ -123,6 +123,10 @@ class OpDef:
     # The tensors autograd saves for backward (netspec/compiler/memory.py). Default: its inputs.
     saved: Callable[[Attrs, list[Shape], Shape], Saved] = _saves_inputs
     view: bool = False  # the output shares its input's storage (flatten, identity)
+    # The op's in-place form (torch's `inplace=True`), which the `inplace` pass may choose
+    # (compiler/passes/inplace.py): what autograd saves when it runs in place, or None where
+    # these attrs have none (an in-place leaky ReLU with a negative slope cannot go backward).
+    inplace: Optional[Callable[[Attrs, list[Shape], Shape], Optional[Saved]]] = None
     takes_tokens: bool = False  # integer token ids (shapes.Tokens) are refused unless set
     examples: tuple[Example, ...] = ()  # every built-in op has some: tests/test_op_conformance.py
     # The learned tensors a layer owns, name -> shape (names as torch gives them below the

@@ -181,6 +181,17 @@ def tie_parameters(module: nn.Module, graph: Graph) -> None:
         setattr(module.get_submodule(parent), leaf, module.get_parameter(owner))
 
 
+def build(graph: Graph, node: Any) -> Any:
+    """What the node's op builds (a module, a FunctionCall or an Emit recipe); a module the
+    `inplace` pass marked gets torch's `inplace=True` (passes/inplace.py says when that is safe)."""
+    op = registry.get(node.op)
+    assert op is not None
+    built = op.torch(node.attrs, [graph.node(i).shape for i in node.inputs])
+    if node.meta.get("inplace") and isinstance(built, nn.Module) and hasattr(built, "inplace"):
+        built.inplace = True
+    return built
+
+
 def build_modules(graph: Graph) -> tuple[nn.Module, dict[str, FunctionCall | Recipe]]:
     """The layers alone, in graph order (as `to_graph_module` builds them), the merges'
     function calls and the recorded `Emit` recipes: what ejected source is written from,
@@ -188,9 +199,7 @@ def build_modules(graph: Graph) -> tuple[nn.Module, dict[str, FunctionCall | Rec
     root = nn.Module()
     calls: dict[str, FunctionCall | Recipe] = {}
     for node in graph.ops():
-        op = registry.get(node.op)
-        assert op is not None
-        built = op.torch(node.attrs, [graph.node(i).shape for i in node.inputs])
+        built = build(graph, node)
         if isinstance(built, Emit):
             recorder = Recorder(root, node.name)
             output = built.build(recorder, [Value(k) for k in range(len(node.inputs))])
@@ -211,11 +220,8 @@ def to_graph_module(graph: Graph) -> fx.GraphModule:
         if node.op == INPUT:
             values[node.name] = code.placeholder("x")
             continue
-        op = registry.get(node.op)
-        assert op is not None
-        in_shapes = [graph.node(i).shape for i in node.inputs]
         args = [values[i] for i in node.inputs]
-        built = op.torch(node.attrs, in_shapes)
+        built = build(graph, node)
         if isinstance(built, Emit):
             values[node.name] = built.build(Emitter(root, code, node.name), args)
         elif isinstance(built, FunctionCall):

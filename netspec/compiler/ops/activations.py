@@ -87,6 +87,30 @@ def _saved(name: str) -> Any:
     return lambda a, ins, out: Saved(output=True) if name in _SAVES_OUTPUT else Saved(inputs=(0,))
 
 
+# What each activation's in-place form saves (torch 2.x autograd, measured by tests/test_memory.py):
+# relu_, leaky_relu_ and elu_ compute their gradient from the result, so the result is all they
+# keep (a negative slope or alpha cannot go backward in place: none); hardtanh_ (relu6), silu_,
+# hardswish_ and hardsigmoid_ need the input they overwrite, so autograd keeps a copy of it.
+def _keeps_result(a: Attrs, ins: list[Shape], out: Shape) -> Saved:
+    return Saved(output=True)
+
+
+def _keeps_input_copy(a: Attrs, ins: list[Shape], out: Shape) -> Saved:
+    return Saved(extra=((_numel(ins[0]), 0),))
+
+
+def _keeps_result_if(param: str) -> Callable[[Attrs, list[Shape], Shape], Saved | None]:
+    return lambda a, ins, out: Saved(output=True) if a[param] >= 0 else None
+
+
+_INPLACE: dict[str, Callable[[Attrs, list[Shape], Shape], Saved | None]] = {
+    "relu": _keeps_result,
+    "leaky_relu": _keeps_result_if("negative_slope"),
+    "elu": _keeps_result_if("alpha"),
+    **dict.fromkeys(("relu6", "hardtanh", "silu", "hardswish", "hardsigmoid"), _keeps_input_copy),
+}
+
+
 for _name, (_cls, _params, _fixed, _doc) in _ACTIVATIONS.items():
     register(
         OpDef(
@@ -100,6 +124,7 @@ for _name, (_cls, _params, _fixed, _doc) in _ACTIVATIONS.items():
             count_extra=(lambda k: lambda a, ins, out: k * _numel(out))(_WORK_PER_ELEMENT.get(_name, 1)),
             saved=_saved(_name),
             view=_name == "identity",
+            inplace=_INPLACE.get(_name),
             examples=examples(({}, (3, 5, 5)), (_EXAMPLE_PARAMS.get(_name, {}), (7,))),
         )
     )

@@ -18,6 +18,7 @@ from typing import Callable, Iterable
 
 from netspec.compiler.graph import Graph
 from netspec.compiler.passes.counts import count
+from netspec.compiler.passes.inplace import mark_inplace
 from netspec.compiler.passes.lint import lint
 from netspec.compiler.passes.shapes import infer_shapes
 from netspec.compiler.passes.share import share
@@ -39,6 +40,7 @@ PASSES: tuple[Pass, ...] = (
     Pass("shapes", infer_shapes, "output shape of every node that has none yet"),
     Pass("counts", count, "parameters and MACs of every node"),
     Pass("share", share, "`share:` resolved and checked; a shared tensor counted once (its owner's)"),
+    Pass("inplace", mark_inplace, "activations that may overwrite their input (torch's inplace=True)"),
 )
 
 

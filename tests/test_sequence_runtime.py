@@ -35,7 +35,7 @@ VIT_SMALL = {
     "name: vit\n": "name: vit_small\n",
     "input: [1, 96, 96]": "input: [1, 32, 32]",
     "resize: 96": "resize: 32",
-    "out: 512, kernel: 16, stride: 16": "out: 32, kernel: 8, stride: 8",
+    "out: 512, patch: 16": "out: 32, patch: 8",
     "heads: 8, mlp: 2048": "heads: 4, mlp: 64",
 }
 LIMIT, TEST_LIMIT, ATTACKED = 600, 100, 64

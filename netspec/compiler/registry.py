@@ -122,6 +122,16 @@ class OpDef:
     count_extra: Callable[[Attrs, list[Shape], Shape], int] = _zero
     # The tensors autograd saves for backward (netspec/compiler/memory.py). Default: its inputs.
     saved: Callable[[Attrs, list[Shape], Shape], Saved] = _saves_inputs
+    # Under CPU bf16 autocast, where it differs from `saved` read with 2-byte activations
+    # (a recurrent cell's bf16 weight copies, attention's float32 math path). None: `saved`.
+    # Its last argument: bytes per element of each input under autocast (2 bf16, 4 float32).
+    saved_amp: Optional[Callable[[Attrs, list[Shape], Shape, list[int]], Saved]] = None
+    # On autocast's lower-precision list (conv, linear, matmuls, RNN cells): under bf16 autocast
+    # it computes in bf16, and a float32 input it saves is its own bf16 copy.
+    amp_low: bool = False
+    # Bytes per element of its output under bf16 autocast: 2 for most `amp_low` ops, 4 for ops
+    # that mix in a float32 parameter (embedding); None: its inputs' (type promotion).
+    amp_out: Callable[[Attrs], Optional[int]] = lambda a: None
     view: bool = False  # the output shares its input's storage (flatten, identity)
     takes_tokens: bool = False  # integer token ids (shapes.Tokens) are refused unless set
     examples: tuple[Example, ...] = ()  # every built-in op has some: tests/test_op_conformance.py

@@ -73,6 +73,8 @@ register(
         has_weight=True,
         count_extra=lambda a, ins, out: math.prod(out) if a["bias"] else 0,  # one add per output
         saved=lambda a, ins, out: Saved(inputs=(0,), amp_weight=_transpose_weights(a, ins)),
+        amp_low=True,
+        amp_out=lambda a: 2,
         examples=examples(
             ({"out": 3, "kernel": 2, "stride": 2}, (4, 5, 5)),
             ({"out": 4, "kernel": 3, "stride": 2, "padding": 1, "output_padding": 1, "groups": 2, "bias": False}, (2, 4, 3)),

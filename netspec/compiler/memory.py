@@ -93,7 +93,7 @@ def saved_activation_bytes(graph: Graph, batch: int, amp: str | None = None) -> 
         per_example += sum(
             n * (size or act) for j, (n, size) in enumerate(saved.extra) if _applies(saved.extra_when, j, grads)
         )
-        per_batch += sum(n * (size or act) for n, size in saved.per_batch)
+        per_batch += sum(n * (size or act) for j, (n, size) in enumerate(saved.per_batch) if _applies(saved.per_batch_when, j, grads))
         weight = next(iter(node.meta.get("shares", {}).values()), node.name)  # autocast casts a shared weight once
         if amp and saved.amp_weight and weight not in cast and any(owner[i] != INPUT for i in node.inputs):  # only a weight gradient needs no copy
             cast.add(weight)

@@ -31,7 +31,9 @@ class Saved:
     `when` / `extra_when` (parallel to `inputs` / `extra`; missing or None: always): input
     indices of which one must need a gradient for the tensor to be saved (torch's mul saves
     x for y's gradient only). `per_batch`: tensors whose size does not grow with the batch
-    (batch norm's batch mean and inverse std), as (elements, bytes) for the whole batch.
+    (batch norm's batch mean and inverse std), as (elements, bytes) for the whole batch;
+    `per_batch_when` their conditions, as `extra_when` (autocast's bf16 copy of a weight is
+    kept for its input's gradient).
     Parameters and buffers are never counted (they are the weights). See compiler/memory.py.
     """
 
@@ -42,6 +44,7 @@ class Saved:
     when: tuple[Optional[tuple[int, ...]], ...] = ()
     extra_when: tuple[Optional[tuple[int, ...]], ...] = ()
     per_batch: tuple[tuple[int, int], ...] = ()
+    per_batch_when: tuple[Optional[tuple[int, ...]], ...] = ()
 
 
 def _saves_inputs(attrs: Attrs, inputs: list[Shape], output: Shape) -> Saved:

@@ -300,22 +300,30 @@ def _attention_saved(a: Attrs, ins: list[Shape], out: Shape) -> Saved:
 
 
 def _attention_saved_amp(a: Attrs, ins: list[Shape], out: Shape, dtypes: list[int]) -> Saved:
-    """Under CPU bf16 autocast the projections run in bf16 and keep bf16 copies of their
-    weights (the packed q, k, v weight when the input needs a gradient, 3·D·D; the output
-    projection's always, D·D, per batch). Without dropout the fused kernel works in bf16:
-    the float32 rule read with 2 bytes. With dropout the math path computes in float32
-    over float32 copies of q, k, v: it keeps those of v, the scaled queries and the keys'
-    transposed copy (3·T·D float32, the packed bf16 q, k, v is not kept), the softmax, the
-    mask and the dropped weights (3·heads·T² float32), and the output projection keeps a
-    bf16 copy of the float32 heads' output (T·D)."""
+    """Under CPU bf16 autocast (measured, docs/counting.md) the projections run in bf16 and keep
+    bf16 copies of their weights, per batch: the queries' (D·D) and the keys' and values'
+    (2·D·Dₖ) for their input's gradient (self-attention: the packed 3·D·D), the output
+    projection's (D·D) always. Without dropout the fused kernel works in bf16: the float32
+    rule read with 2 bytes, except that cross-attention with separate k, v weights (Dₖ ≠ D)
+    keeps two bf16 step-major copies of the memory (S·Dₖ each) instead of the memory and one.
+    With dropout the math path computes in float32 over float32 copies of q, k, v: it keeps
+    those of v, the scaled queries and the keys' transposed copy (T·D + 2·S·D float32, the
+    bf16 q, k, v are not kept), the softmax, the mask and the dropped weights (3·heads·T·S
+    float32), and the output projection keeps a bf16 copy of the float32 heads' output (T·D)."""
     (t, d), (s, dk) = ins[0], _memory(ins)
     h = a["heads"]
     padded = len(ins) == 2 and isinstance(ins[1], Tokens)
     cross = len(ins) == 2 and not padded
     base = _attention_saved(a, ins, out)
     if cross:
-        return base
-    copies = {"amp_weight": 3 * d * d, "per_batch": ((d * d, 2),)}
+        weights = Saved(per_batch=((d * d, 2), (2 * d * dk, 2), (d * d, 2)), per_batch_when=((0,), (1,), None))
+        steps = s * dk * (1 if dk == d else 2)  # the memory's step-major bf16 copies
+        if a["dropout"] > 0:
+            extra = ((2 * t * d + steps, 2), (t * d + 2 * s * d + 3 * h * t * s, 4))
+        else:
+            extra = ((3 * t * d + steps + 2 * s * d, 2), (h * t, 4))
+        return Saved(extra=extra, per_batch=weights.per_batch, per_batch_when=weights.per_batch_when)
+    copies = {"per_batch": ((3 * d * d, 2), (d * d, 2)), "per_batch_when": ((0,), None)}
     if a["dropout"] > 0:
         return Saved(inputs=(0,), extra=((3 * t * d + 3 * h * t * t, 4), (t * d, 2)), **copies)
     return Saved(inputs=base.inputs, extra=base.extra, **copies)

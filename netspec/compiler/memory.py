@@ -95,7 +95,7 @@ def saved_activation_bytes(graph: Graph, batch: int, amp: str | None = None) -> 
         )
         per_batch += sum(n * (size or act) for j, (n, size) in enumerate(saved.per_batch) if _applies(saved.per_batch_when, j, grads))
         weight = next(iter(node.meta.get("shares", {}).values()), node.name)  # autocast casts a shared weight once
-        if amp and saved.amp_weight and weight not in cast and any(owner[i] != INPUT for i in node.inputs):  # only a weight gradient needs no copy
+        if amp and saved.amp_weight and weight not in cast and _applies((saved.amp_weight_when,), 0, grads):
             cast.add(weight)
             weight_copies += saved.amp_weight * AMP_BYTES[amp]
     return batch * (per_example + sum(kept.values())) + per_batch + weight_copies

@@ -27,7 +27,9 @@ class Saved:
     `inputs`: indices of the node's inputs it saves; `output`: whether it saves its result;
     `extra`: further tensors it makes and saves (a dropout mask, pooling indices), as
     (elements, bytes per element or 0 for the activation dtype); `amp_weight`: elements of the
-    low-precision weight copy autocast makes and the op saves when its input needs a gradient.
+    low-precision weight copy autocast makes and the op saves, when one of the inputs
+    `amp_weight_when` names needs a gradient (linear's mm saves it for its input's gradient;
+    None: always, as convolution saves its weight).
     `when` / `extra_when` (parallel to `inputs` / `extra`; missing or None: always): input
     indices of which one must need a gradient for the tensor to be saved (torch's mul saves
     x for y's gradient only). `per_batch`: tensors whose size does not grow with the batch
@@ -41,6 +43,7 @@ class Saved:
     output: bool = False
     extra: tuple[tuple[int, int], ...] = ()
     amp_weight: int = 0
+    amp_weight_when: Optional[tuple[int, ...]] = (0,)
     when: tuple[Optional[tuple[int, ...]], ...] = ()
     extra_when: tuple[Optional[tuple[int, ...]], ...] = ()
     per_batch: tuple[tuple[int, int], ...] = ()

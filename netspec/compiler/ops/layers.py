@@ -148,7 +148,7 @@ register(
         count_macs=lambda a, ins, out: _conv_weights(a, ins) * out[1] * out[2],
         has_weight=True,
         count_extra=lambda a, ins, out: math.prod(out) if a["bias"] else 0,  # one add per output
-        saved=lambda a, ins, out: Saved(inputs=(0,), amp_weight=_conv_weights(a, ins)),
+        saved=lambda a, ins, out: Saved(inputs=(0,), amp_weight=_conv_weights(a, ins), amp_weight_when=None),  # saved always
         amp_low=True,
         amp_out=lambda a: 2,
         examples=examples(

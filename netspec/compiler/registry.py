@@ -26,7 +26,7 @@ class Saved:
 
     `inputs`: indices of the node's inputs it saves; `output`: whether it saves its result;
     `extra`: further tensors it makes and saves (a dropout mask, pooling indices), as
-    (elements, bytes per element or 0 for the activation dtype); `amp_weight`: elements of the
+    (elements, bytes per element or 0 for the dtype of the op's output); `amp_weight`: elements of the
     low-precision weight copy autocast makes and the op saves, when one of the inputs
     `amp_weight_when` names needs a gradient (linear's mm saves it for its input's gradient;
     None: always, as convolution saves its weight).

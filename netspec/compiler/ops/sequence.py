@@ -315,14 +315,12 @@ def _attention_saved_amp(a: Attrs, ins: list[Shape], out: Shape, dtypes: list[in
     padded = len(ins) == 2 and isinstance(ins[1], Tokens)
     cross = len(ins) == 2 and not padded
     base = _attention_saved(a, ins, out)
-    if cross:
-        weights = Saved(per_batch=((d * d, 2), (2 * d * dk, 2), (d * d, 2)), per_batch_when=((0,), (1,), None))
+    if cross:  # weights: queries' for the queries' gradient, keys' and values' for the memory's
+        copies = {"per_batch": ((d * d, 2), (2 * d * dk, 2), (d * d, 2)), "per_batch_when": ((0,), (1,), None)}
         steps = s * dk * (1 if dk == d else 2)  # the memory's step-major bf16 copies
         if a["dropout"] > 0:
-            extra = ((2 * t * d + steps, 2), (t * d + 2 * s * d + 3 * h * t * s, 4))
-        else:
-            extra = ((3 * t * d + steps + 2 * s * d, 2), (h * t, 4))
-        return Saved(extra=extra, per_batch=weights.per_batch, per_batch_when=weights.per_batch_when)
+            return Saved(extra=((2 * t * d + steps, 2), (t * d + 2 * s * d + 3 * h * t * s, 4)), **copies)
+        return Saved(extra=((3 * t * d + steps + 2 * s * d, 2), (h * t, 4)), **copies)
     copies = {"per_batch": ((3 * d * d, 2), (d * d, 2)), "per_batch_when": ((0,), None)}
     if a["dropout"] > 0:
         return Saved(inputs=(0,), extra=((3 * t * d + 3 * h * t * t, 4), (t * d, 2)), **copies)
@@ -471,17 +469,17 @@ def _recurrent_saved(kind: str):
     return rule
 
 
-
 def _recurrent_saved_amp(kind: str):
     """Under CPU bf16 autocast (measured, docs/counting.md): the cells' matmuls run in bf16
     and keep bf16 copies of their weights (per batch): rnn/gru the hidden-to-hidden weights
     of every layer and direction and the input weights of layers ≥ 1, the first layer's
     input weights only for the input's gradient; lstm (oneDNN's bf16 kernel) all four
-    tensors of every layer and direction. rnn keeps what it keeps in float32, in bf16; gru
-    per step 6·H bf16 and one float32 H-vector (h - n, float32 since h₀ is); lstm the
-    float32 rule's tensors in bf16, its workspace fitted as in float32: 28 KiB per layer and
-    direction + 42 bytes per step, example and hidden unit (measured 40-44 at T·B·H from 1,280
-    to 25,600)."""
+    tensors of every layer and direction (twice the weights without biases). rnn keeps what
+    it keeps in float32, in bf16; gru per step 6·H bf16 and one H-vector h - n in h₀'s dtype
+    (zeros of the input's: float32 on a float32 input, which then runs through every step
+    and layer); lstm the float32 rule's tensors in bf16 (each direction its own copy of the
+    input), its workspace fitted as in float32: 28 KiB per layer and direction + 42 bytes per
+    step, example and hidden unit (measured 40-44 at T·B·H from 1,280 to 25,600)."""
 
     def rule(a: Attrs, ins: list[Shape], out: Shape, dtypes: list[int]) -> Saved:
         t, i = ins[0]

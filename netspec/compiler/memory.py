@@ -4,8 +4,10 @@ the activations autograd saves for backward, from each op's `OpDef.saved` rule.
 Saved tensors are counted once each: an op that saves its input and the op before it that
 saves its output keep the same tensor (token ids, `shapes.Tokens`, are int64: 8 bytes each); views (`OpDef.view`: flatten, identity) share their
 input's storage. Parameters and buffers saved by an op are not activations (they are the
-weights). bf16 autocast (`amp="bf16"`) stores activations in 2 bytes and conv/linear also
-save a bf16 copy of their weight; parameters, gradients and optimizer state stay float32.
+weights). Under bf16 autocast (`amp="bf16"`, CPU) each tensor has the dtype autocast gives
+it (`_amp_bytes`, `OpDef.amp_low` / `amp_out`), conv/linear/attention/recurrent layers save
+bf16 copies of their weights and float32 inputs, and ops whose kernels keep something else
+say so (`OpDef.saved_amp`); parameters, gradients and optimizer state stay float32.
 """
 from __future__ import annotations
 

@@ -84,9 +84,13 @@ def test_saved_activations_match_autograd(spec: Path, amp: str | None) -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("amp", [None, "bf16"])
 @pytest.mark.parametrize("spec", IMAGENET, ids=lambda p: p.stem)
-def test_saved_activations_imagenet_zoo(spec: Path) -> None:
-    _check(spec, None)
+def test_saved_activations_imagenet_zoo(spec: Path, amp: str | None) -> None:
+    """Exact, in float32 and under bf16 autocast (measured: all 13 exact; before the bf16 dtype
+    model vit_b_16 was -23.7 % and convnext_tiny -1.3 % under bf16)."""
+    torch.set_num_threads(1)
+    _check(spec, amp, 0.0)
 
 
 def test_weights_gradients_and_optimizer_state_match_torch() -> None:

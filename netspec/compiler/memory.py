@@ -4,8 +4,10 @@ the activations autograd saves for backward, from each op's `OpDef.saved` rule.
 Saved tensors are counted once each: an op that saves its input and the op before it that
 saves its output keep the same tensor, and an activation run in place (passes/inplace.py) keeps its input's (token ids, `shapes.Tokens`, are int64: 8 bytes each); views (`OpDef.view`: flatten, identity) share their
 input's storage. Parameters and buffers saved by an op are not activations (they are the
-weights). bf16 autocast (`amp="bf16"`) stores activations in 2 bytes and conv/linear also
-save a bf16 copy of their weight; parameters, gradients and optimizer state stay float32.
+weights). Under bf16 autocast (`amp="bf16"`, CPU) each tensor has the dtype autocast gives
+it (`_amp_bytes`, `OpDef.amp_low` / `amp_out`), conv/linear/attention/recurrent layers save
+bf16 copies of their weights and float32 inputs, and ops whose kernels keep something else
+say so (`OpDef.saved_amp`); parameters, gradients and optimizer state stay float32.
 """
 from __future__ import annotations
 
@@ -57,11 +59,13 @@ def saved_activation_bytes(graph: Graph, batch: int, amp: str | None = None) -> 
     The input batch counts when a first layer saves it (as torch does: conv and linear save
     the data tensor even though it needs no gradient). An op that nothing upstream of it
     needs a gradient for (no parameters of its own or before it: a relu on the input) is not
-    recorded by autograd and saves nothing.
+    recorded by autograd and saves nothing. Under autocast each tensor has its dtype
+    (`_amp_bytes`): an op autocast runs in bf16 that saves a float32 input saves its own bf16
+    copy of it (one per such op: casts of tensors other than weights are not cached).
     """
-    act = AMP_BYTES[amp]
+    elem = _amp_bytes(graph) if amp else {n.name: _element_bytes(n.shape, 4) for n in graph.nodes()}  # type: ignore[arg-type]
     owner = _storage_owner(graph)
-    kept: set[str] = set()
+    kept: dict[object, int] = {}  # storage (its owner node, or (node, input) for a cast copy) -> bytes per example
     needs_grad: set[str] = set()
     cast: set[str] = set()  # the layers whose weight has its low-precision copy counted
     per_example = per_batch = weight_copies = 0
@@ -73,21 +77,48 @@ def saved_activation_bytes(graph: Graph, batch: int, amp: str | None = None) -> 
         if node.params == 0 and not node.meta.get("shares") and not any(i in needs_grad for i in node.inputs):
             continue
         needs_grad.add(node.name)
-        saved = saved_by(graph, node)
+        in_shapes = [graph.node(i).shape for i in node.inputs]
+        if amp and op.saved_amp is not None and not node.meta.get("inplace"):
+            saved = op.saved_amp(node.attrs, in_shapes, node.shape, [elem[i] for i in node.inputs])  # type: ignore[arg-type]
+        else:  # float32, or an op marked in place (its in-place rule: passes/inplace.py)
+            saved = saved_by(graph, node)
         grads = [i in needs_grad for i in node.inputs]
-        kept.update(owner[node.inputs[i]] for j, i in enumerate(saved.inputs) if _applies(saved.when, j, grads))
+        low = bool(amp) and op.amp_low
+        for j, i in enumerate(saved.inputs):
+            if not _applies(saved.when, j, grads):
+                continue
+            source = owner[node.inputs[i]]
+            if low and elem[source] == PARAM_BYTES:  # autocast's bf16 copy of a float32 input
+                kept[(node.name, i)] = _numel(in_shapes[i]) * AMP_BYTES[amp]  # type: ignore[arg-type]
+            else:
+                kept[source] = _numel(graph.node(source).shape) * elem[source]  # type: ignore[arg-type]
         if saved.output:
-            kept.add(owner[node.name])
+            kept[owner[node.name]] = _numel(graph.node(owner[node.name]).shape) * elem[owner[node.name]]  # type: ignore[arg-type]
+        act = elem[node.name] if elem[node.name] != TOKEN_BYTES else AMP_BYTES[amp]
         per_example += sum(
             n * (size or act) for j, (n, size) in enumerate(saved.extra) if _applies(saved.extra_when, j, grads)
         )
-        per_batch += sum(n * (size or act) for n, size in saved.per_batch)
+        per_batch += sum(n * (size or act) for j, (n, size) in enumerate(saved.per_batch) if _applies(saved.per_batch_when, j, grads))
         weight = next(iter(node.meta.get("shares", {}).values()), node.name)  # autocast casts a shared weight once
-        if amp and saved.amp_weight and weight not in cast and any(owner[i] != INPUT for i in node.inputs):  # only a weight gradient needs no copy
+        if amp and saved.amp_weight and weight not in cast and _applies((saved.amp_weight_when,), 0, grads):
             cast.add(weight)
-            weight_copies += saved.amp_weight * act
-    per_example += sum(_numel(graph.node(n).shape) * _element_bytes(graph.node(n).shape, act) for n in kept)  # type: ignore[arg-type]
-    return batch * per_example + per_batch + weight_copies
+            weight_copies += saved.amp_weight * AMP_BYTES[amp]
+    return batch * (per_example + sum(kept.values())) + per_batch + weight_copies
+
+
+def _amp_bytes(graph: Graph) -> dict[str, int]:
+    """Bytes per element of each node's output under bf16 autocast: the input batch is float32
+    (token ids int64), an op that states its own has it (`OpDef.amp_out`: bf16 for conv and
+    linear, float32 where a float32 parameter is mixed in), any other its float inputs'
+    widest dtype (type promotion: bf16 + float32 is float32)."""
+    out: dict[str, int] = {}
+    for node in graph.nodes():
+        op = registry.get(node.op) if node.op != INPUT else None
+        stated = PARAM_BYTES if op is None else op.amp_out(node.attrs)
+        floats = [out[i] for i in node.inputs if out[i] != TOKEN_BYTES]
+        width = stated if stated is not None else max(floats, default=PARAM_BYTES)
+        out[node.name] = TOKEN_BYTES if isinstance(node.shape, Tokens) else width
+    return out
 
 
 def _applies(conditions: tuple[tuple[int, ...] | None, ...], j: int, grads: list[bool]) -> bool:

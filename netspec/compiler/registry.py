@@ -26,12 +26,16 @@ class Saved:
 
     `inputs`: indices of the node's inputs it saves; `output`: whether it saves its result;
     `extra`: further tensors it makes and saves (a dropout mask, pooling indices), as
-    (elements, bytes per element or 0 for the activation dtype); `amp_weight`: elements of the
-    low-precision weight copy autocast makes and the op saves when its input needs a gradient.
+    (elements, bytes per element or 0 for the dtype of the op's output); `amp_weight`: elements of the
+    low-precision weight copy autocast makes and the op saves, when one of the inputs
+    `amp_weight_when` names needs a gradient (linear's mm saves it for its input's gradient;
+    None: always, as convolution saves its weight).
     `when` / `extra_when` (parallel to `inputs` / `extra`; missing or None: always): input
     indices of which one must need a gradient for the tensor to be saved (torch's mul saves
     x for y's gradient only). `per_batch`: tensors whose size does not grow with the batch
-    (batch norm's batch mean and inverse std), as (elements, bytes) for the whole batch.
+    (batch norm's batch mean and inverse std), as (elements, bytes) for the whole batch;
+    `per_batch_when` their conditions, as `extra_when` (autocast's bf16 copy of a weight is
+    kept for its input's gradient).
     Parameters and buffers are never counted (they are the weights). See compiler/memory.py.
     """
 
@@ -39,9 +43,11 @@ class Saved:
     output: bool = False
     extra: tuple[tuple[int, int], ...] = ()
     amp_weight: int = 0
+    amp_weight_when: Optional[tuple[int, ...]] = (0,)
     when: tuple[Optional[tuple[int, ...]], ...] = ()
     extra_when: tuple[Optional[tuple[int, ...]], ...] = ()
     per_batch: tuple[tuple[int, int], ...] = ()
+    per_batch_when: tuple[Optional[tuple[int, ...]], ...] = ()
 
 
 def _saves_inputs(attrs: Attrs, inputs: list[Shape], output: Shape) -> Saved:
@@ -122,6 +128,16 @@ class OpDef:
     count_extra: Callable[[Attrs, list[Shape], Shape], int] = _zero
     # The tensors autograd saves for backward (netspec/compiler/memory.py). Default: its inputs.
     saved: Callable[[Attrs, list[Shape], Shape], Saved] = _saves_inputs
+    # Under CPU bf16 autocast, where it differs from `saved` read with 2-byte activations
+    # (a recurrent cell's bf16 weight copies, attention's float32 math path). None: `saved`.
+    # Its last argument: bytes per element of each input under autocast (2 bf16, 4 float32).
+    saved_amp: Optional[Callable[[Attrs, list[Shape], Shape, list[int]], Saved]] = None
+    # On autocast's lower-precision list (conv, linear, matmuls, RNN cells): under bf16 autocast
+    # it computes in bf16, and a float32 input it saves is its own bf16 copy.
+    amp_low: bool = False
+    # Bytes per element of its output under bf16 autocast: 2 for most `amp_low` ops, 4 for ops
+    # that mix in a float32 parameter (embedding); None: its inputs' (type promotion).
+    amp_out: Callable[[Attrs], Optional[int]] = lambda a: None
     view: bool = False  # the output shares its input's storage (flatten, identity)
     # The op's in-place form (torch's `inplace=True`), which the `inplace` pass may choose
     # (compiler/passes/inplace.py): what autograd saves when it runs in place, or None where

@@ -155,7 +155,11 @@ register(
         count_params=lambda a, ins, out: a["num_parameters"],
         weights=lambda a, ins: {"weight": (a["num_parameters"],)},
         count_extra=lambda a, ins, out: _numel(out),  # one per element, as the other activations
-        # (default: saves its input; the slope is a parameter)
+        # its input (the slope is a parameter); under bf16 autocast (prelu is on its list) the
+        # input's bf16 copy and the slope's, always
+        saved=lambda a, ins, out: Saved(inputs=(0,), amp_weight=a["num_parameters"], amp_weight_when=None),
+        amp_low=True,
+        amp_out=lambda a: 2,
         examples=examples(({}, (3, 5, 5)), ({"num_parameters": 3}, (3, 5, 5)), ({"num_parameters": 6}, (6,))),
     )
 )

@@ -66,6 +66,8 @@ register(
         has_weight=True,
         count_extra=lambda a, ins, out: a["out"] if a["bias"] else 0,  # one add per output
         saved=lambda a, ins, out: Saved(inputs=(0,), amp_weight=ins[0][-1] * a["out"]),  # the in×out weight
+        amp_low=True,
+        amp_out=lambda a: 2,
         examples=examples(({"out": 4}, (6,)), ({"out": 3, "bias": False}, (5,)), ({"out": 8}, (3, 3, 5))),
     )
 )
@@ -146,7 +148,9 @@ register(
         count_macs=lambda a, ins, out: _conv_weights(a, ins) * out[1] * out[2],
         has_weight=True,
         count_extra=lambda a, ins, out: math.prod(out) if a["bias"] else 0,  # one add per output
-        saved=lambda a, ins, out: Saved(inputs=(0,), amp_weight=_conv_weights(a, ins)),
+        saved=lambda a, ins, out: Saved(inputs=(0,), amp_weight=_conv_weights(a, ins), amp_weight_when=None),  # saved always
+        amp_low=True,
+        amp_out=lambda a: 2,
         examples=examples(
             ({"out": 4, "kernel": 3}, (2, 8, 8)),
             ({"out": 6, "kernel": [3, 1], "stride": 2, "padding": [1, 0], "bias": False}, (3, 9, 7)),

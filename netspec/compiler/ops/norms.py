@@ -39,8 +39,9 @@ register(
         doc="Layer normalisation over the last dimension (nn.LayerNorm): features, or the C of H×W×C.",
         count_params=lambda a, ins, out: 2 * ins[0][-1] if a["elementwise_affine"] else 0,
         weights=lambda a, ins: {"weight": (ins[0][-1],), "bias": (ins[0][-1],)} if a["elementwise_affine"] else {},
-        # input + float32 mean and inverse std per normalised row
-        saved=lambda a, ins, out: Saved(inputs=(0,), extra=((2 * math.prod(ins[0][:-1]), 4),)),
+        # input + mean and inverse std per normalised row: float32, the dtype of its float32
+        # scale (a bf16 input under autocast keeps float32 ones), without one the input's
+        saved=lambda a, ins, out: Saved(inputs=(0,), extra=((2 * math.prod(ins[0][:-1]), 4 if a["elementwise_affine"] else 0),)),
         count_extra=lambda a, ins, out: _norm_work(ins[0], a["elementwise_affine"]),
         examples=examples(({}, (6,)), ({"eps": 1e-6}, (3, 3, 5)), ({"elementwise_affine": False}, (4,))),
     )
@@ -111,8 +112,8 @@ register(
         doc="Group normalisation (nn.GroupNorm): channels in `groups` groups, each normalised over its channels and pixels.",
         count_params=lambda a, ins, out: 2 * ins[0][0] if a["affine"] else 0,
         weights=lambda a, ins: {"weight": (ins[0][0],), "bias": (ins[0][0],)} if a["affine"] else {},
-        # input + float32 mean and inverse std per group
-        saved=lambda a, ins, out: Saved(inputs=(0,), extra=((2 * a["groups"], 4),)),
+        # input + mean and inverse std per group: float32 (its scale's dtype; without one the input's)
+        saved=lambda a, ins, out: Saved(inputs=(0,), extra=((2 * a["groups"], 4 if a["affine"] else 0),)),
         count_extra=lambda a, ins, out: _norm_work(ins[0], a["affine"]),
         examples=examples(({"groups": 2}, (4, 3, 3)), ({"groups": 3, "eps": 1e-6, "affine": False}, (6, 2, 2)), ({"groups": 2}, (6,))),
     )

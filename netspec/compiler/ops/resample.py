@@ -72,7 +72,9 @@ register(
         count_macs=lambda a, ins, out: _transpose_weights(a, ins) * ins[0][1] * ins[0][2],
         has_weight=True,
         count_extra=lambda a, ins, out: math.prod(out) if a["bias"] else 0,  # one add per output
-        saved=lambda a, ins, out: Saved(inputs=(0,), amp_weight=_transpose_weights(a, ins)),
+        saved=lambda a, ins, out: Saved(inputs=(0,), amp_weight=_transpose_weights(a, ins), amp_weight_when=None),  # saved always
+        amp_low=True,
+        amp_out=lambda a: 2,
         examples=examples(
             ({"out": 3, "kernel": 2, "stride": 2}, (4, 5, 5)),
             ({"out": 4, "kernel": 3, "stride": 2, "padding": 1, "output_padding": 1, "groups": 2, "bias": False}, (2, 4, 3)),

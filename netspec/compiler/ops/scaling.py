@@ -82,6 +82,7 @@ register(
         weights=lambda a, ins: {"": (ins[0][0], *([1] * (len(ins[0]) - 1)))},  # the scale at the layer's own name
         count_extra=lambda a, ins, out: math.prod(out),  # one multiply per element
         # (default: saves its input, for the scale's gradient; the scale is a parameter)
+        amp_out=lambda a: 4,  # times the float32 scale: float32 under autocast too
         examples=examples(({}, (4, 3, 3)), ({"init_value": 0.5}, (5,))),
     )
 )

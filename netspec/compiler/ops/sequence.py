@@ -74,6 +74,7 @@ register(
         weights=lambda a, ins: {"weight": (ins[0].vocab, a["dim"])},
         takes_tokens=True,
         saved=lambda a, ins, out: Saved(inputs=(0,)),  # the int64 ids (8 bytes each, compiler/memory.py)
+        amp_out=lambda a: 4,  # a float32 table lookup: autocast leaves it float32
         examples=examples(({"dim": 4}, Tokens((6,), 10)), ({"dim": 3}, Tokens((1,), 2))),
     )
 )
@@ -146,6 +147,7 @@ register(
         count_params=lambda a, ins, out: _table_len(a, ins) * ins[0][1] if a["kind"] == "learned" else 0,
         weights=lambda a, ins: {"": (1, _table_len(a, ins), ins[0][1])} if a["kind"] == "learned" else {},
         saved=lambda a, ins, out: SAVES_NOTHING,  # an add (the narrowed table is a view): sizes only
+        amp_out=lambda a: 4 if a["kind"] == "learned" else None,  # + a float32 parameter; the sinusoids take x's dtype
         examples=examples(({}, (5, 6)), ({"kind": "learned"}, (4, 3)), ({"kind": "learned", "max_len": 9}, (4, 3)),
                           ({"kind": "learned", "init_std": 0.0}, (4, 3))),
     )
@@ -185,6 +187,7 @@ register(
         count_params=lambda a, ins, out: ins[0][1],
         weights=lambda a, ins: {"": (1, 1, ins[0][1])},
         saved=lambda a, ins, out: SAVES_NOTHING,  # expand and cat: backward splits the gradient by sizes
+        amp_out=lambda a: 4,  # cat with the float32 token promotes
         examples=examples(({}, (4, 6))),
     )
 )
@@ -306,6 +309,34 @@ def _attention_saved(a: Attrs, ins: list[Shape], out: Shape) -> Saved:
     return Saved(inputs=(0, 1) if padded else (0,), extra=extra)
 
 
+def _attention_saved_amp(a: Attrs, ins: list[Shape], out: Shape, dtypes: list[int]) -> Saved:
+    """Under CPU bf16 autocast (measured, docs/counting.md) the projections run in bf16 and keep
+    bf16 copies of their weights, per batch: the queries' (D·D) and the keys' and values'
+    (2·D·Dₖ) for their input's gradient (self-attention: the packed 3·D·D), the output
+    projection's (D·D) always. Without dropout the fused kernel works in bf16: the float32
+    rule read with 2 bytes, except that cross-attention with separate k, v weights (Dₖ ≠ D)
+    keeps two bf16 step-major copies of the memory (S·Dₖ each) instead of the memory and one.
+    With dropout the math path computes in float32 over float32 copies of q, k, v: it keeps
+    those of v, the scaled queries and the keys' transposed copy (T·D + 2·S·D float32, the
+    bf16 q, k, v are not kept), the softmax, the mask and the dropped weights (3·heads·T·S
+    float32), and the output projection keeps a bf16 copy of the float32 heads' output (T·D)."""
+    (t, d), (s, dk) = ins[0], _memory(ins)
+    h = a["heads"]
+    padded = len(ins) == 2 and isinstance(ins[1], Tokens)
+    cross = len(ins) == 2 and not padded
+    base = _attention_saved(a, ins, out)
+    if cross:  # weights: queries' for the queries' gradient, keys' and values' for the memory's
+        copies = {"per_batch": ((d * d, 2), (2 * d * dk, 2), (d * d, 2)), "per_batch_when": ((0,), (1,), None)}
+        steps = s * dk * (1 if dk == d else 2)  # the memory's step-major bf16 copies
+        if a["dropout"] > 0:
+            return Saved(extra=((2 * t * d + steps, 2), (t * d + 2 * s * d + 3 * h * t * s, 4)), **copies)
+        return Saved(extra=((3 * t * d + steps + 2 * s * d, 2), (h * t, 4)), **copies)
+    copies = {"per_batch": ((3 * d * d, 2), (d * d, 2)), "per_batch_when": ((0,), None)}
+    if a["dropout"] > 0:
+        return Saved(inputs=(0,), extra=((3 * t * d + 3 * h * t * t, 4), (t * d, 2)), **copies)
+    return Saved(inputs=base.inputs, extra=base.extra, **copies)
+
+
 def _attention_parts(a: Attrs, ins: list[Shape], out: Shape) -> tuple[Part, ...]:
     """How nn.MultiheadAttention computes it, for the diagram: self-attention projects q, k, v
     with one packed weight ([T, 3·D]); cross-attention projects q from the queries and k, v
@@ -340,6 +371,9 @@ register(
         weights=_attention_weights,
         count_macs=_attention_macs,
         saved=_attention_saved,
+        saved_amp=_attention_saved_amp,
+        amp_low=True,  # its projections and the fused kernel (the math path: below)
+        amp_out=lambda a: 2,  # the output projection's
         max_inputs=2,
         examples=examples(
             ({"heads": 2}, (5, 8)),
@@ -445,7 +479,50 @@ def _recurrent_saved(kind: str):
     return rule
 
 
+def _recurrent_saved_amp(kind: str):
+    """Under CPU bf16 autocast (measured, docs/counting.md): the cells' matmuls run in bf16
+    and keep bf16 copies of their weights (per batch): rnn/gru the hidden-to-hidden weights
+    of every layer and direction and the input weights of layers ≥ 1, the first layer's
+    input weights only for the input's gradient; lstm (oneDNN's bf16 kernel) all four
+    tensors of every layer and direction (twice the weights without biases). rnn keeps what
+    it keeps in float32, in bf16; gru per step 6·H bf16 and one H-vector h - n in h₀'s dtype
+    (zeros of the input's: float32 on a float32 input, which then runs through every step
+    and layer); lstm the float32 rule's tensors in bf16 (each direction its own copy of the
+    input), its workspace fitted as in float32: 28 KiB per layer and direction + 42 bytes per
+    step, example and hidden unit (measured 40-44 at T·B·H from 1,280 to 25,600)."""
+
+    def rule(a: Attrs, ins: list[Shape], out: Shape, dtypes: list[int]) -> Saved:
+        t, i = ins[0]
+        g, h, layers, dirs = _GATES[kind], a["hidden"], a["layers"], 2 if a["bidirectional"] else 1
+        base = _recurrent_saved(kind)(a, ins, out)
+        if kind == "lstm":
+            elements, _ = base.extra[0]
+            weights = sum(_recurrent_weights(kind, a, ins)) * (1 if a["bias"] else 2)  # no biases: the weights twice
+            return Saved(
+                output=base.output,
+                extra=((elements + t * i * (dirs - 1), 2), (layers * dirs * t * h, LSTM_WORKSPACE_BYTES_BF16)),
+                per_batch=((layers * dirs, LSTM_WORKSPACE_BASE), (weights, 2)),
+            )
+        first = g * h * i * dirs
+        copies = _recurrent_weights(kind, a, ins)[0] - first
+        if kind == "rnn":
+            return Saved(inputs=(0,), extra=((base.extra[0][0], 2),), amp_weight=first, per_batch=((copies, 2),))
+        # a layer's output has its h₀'s dtype, the input's: each direction of the next layer
+        # casts a float32 one to bf16 (its own copy), a bf16 one they share
+        j, casts = dirs * h, (dirs if dtypes[0] == 4 else 1)
+        between = ((t * j, 0),) if a["dropout"] > 0 else ()  # the dropout mask
+        return Saved(
+            inputs=(0,),
+            extra=((t * i * (dirs - 1) + (layers - 1) * casts * t * j + layers * dirs * 6 * t * h, 2),
+                   (layers * dirs * t * h, 0), *((layers - 1) * between)),  # h - n and the masks: h₀'s dtype
+            amp_weight=first, per_batch=((copies, 2),),
+        )
+
+    return rule
+
+
 PARAM_BYTES = 4
+LSTM_WORKSPACE_BYTES_BF16 = 42  # per step, example and hidden unit under bf16 autocast (fitted as the float32 one)
 LSTM_WORKSPACE_BASE = 28672  # bytes per layer and direction (oneDNN, CPU; measured)
 LSTM_WORKSPACE_BYTES = 60  # per step, example and hidden unit (fitted at T·B·H from 60 to 14,336)
 
@@ -495,6 +572,10 @@ for _kind in ("rnn", "gru", "lstm"):
             weights=(lambda k: lambda a, ins: _recurrent_tensors(k, a, ins))(_kind),
             count_macs=(lambda k: lambda a, ins, out: ins[0][0] * _recurrent_weights(k, a, ins)[0])(_kind),
             saved=_recurrent_saved(_kind),
+            saved_amp=_recurrent_saved_amp(_kind),
+            amp_low=True,  # its cells' matmuls
+            # GRU's h' = (h - n)·z + n has its h₀'s dtype: zeros of the input's
+            amp_out=(lambda k: lambda a: None if k == "gru" else 2)(_kind),
             examples=examples(
                 ({"hidden": 6}, (5, 4)),
                 ({"hidden": 3, "layers": 2, "bidirectional": True, "dropout": 0.2, "output": "last"}, (4, 5)),

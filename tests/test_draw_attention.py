@@ -17,14 +17,9 @@ from netspec.compiler.graph import Graph
 from netspec.compiler.shapes import fmt
 
 ROOT = Path(__file__).resolve().parents[1]
-_ID = r'"(?:[^"\\]|\\.)*"|[^\s\[\]"{};=]+'
-_EDGE = re.compile(rf"^\s*({_ID})\s*->\s*({_ID})\s*(?:\[(.*)\])?\s*$")
+from test_draw import _CLUSTER, _EDGE, _ID, _unquote  # the DOT grammar the drawing tests share
+
 _NODE = re.compile(rf"^\s*({_ID})\s*\[")
-_CLUSTER = re.compile(rf"^\s*subgraph\s+({_ID})\s*\{{")
-
-
-def _unquote(text: str) -> str:
-    return text[1:-1].replace('\\"', '"') if text.startswith('"') else text
 
 
 def read_dot(source: str) -> tuple[dict[str, list[str]], dict[tuple[str, str], str]]:

@@ -176,14 +176,14 @@ def _optional(template: Template) -> list[str]:
 
 
 def _optional_ok(template: Template) -> bool:
-    """A member only some configurations have: a plain attribute set in one line, and forward
-    lines that do not return."""
+    """A member only some configurations have: a plain attribute set in one statement (its
+    lines together), and forward lines that do not return."""
     for unit in _optional(template):
         rows = [r for r in template.rows if r.tag and r.tag[1] == unit]
-        inits = [r for r in rows if r.tag[0] == "init"]
-        if not _identifier(unit) or len(inits) != 1:
+        inits = [n for n, r in enumerate(template.rows) if r.tag == ("init", unit)]
+        if not _identifier(unit) or not inits or inits != list(range(inits[0], inits[0] + len(inits))):
             return False
-        text = next(line for line in inits[0].lines if line is not None).text
+        text = next(line for line in template.rows[inits[0]].lines if line is not None).text
         if not text.startswith(f"        self.{unit} = "):
             return False
         if any((line.text.lstrip().startswith("return") or line.text.startswith("            "))
@@ -242,11 +242,12 @@ def render(template: Template) -> Written:
     varying = len(configs) > 1 and (bool(optional) or any(
         len({line.slots[k].text for line in r.lines if line is not None}) > 1
         for r in template.rows for k in range(len(next(l for l in r.lines if l is not None).slots))))
+    last_init = {r.tag[1]: n for n, r in enumerate(template.rows) if r.tag and r.tag[0] == "init"}
     out: list[str] = []
     guarded: str | None = None
     kept: dict[str, str] = {}  # parameter -> the attribute that keeps it for forward
     seen: set[str] = set()
-    for row in template.rows:
+    for index, row in enumerate(template.rows):
         if row.key[1:3] == ((tokenize.NAME, "def"), (tokenize.NAME, "forward")):
             seen.add("forward")
         source = next(line for line in row.lines if line is not None)
@@ -271,7 +272,7 @@ def render(template: Template) -> Written:
                               and all(v is None or v == p for v, p in zip(vector, e))), None)
                 if known is not None:
                     text = text[:slot.start] + known + text[slot.end:]
-        if unit in optional and row.tag[0] == "init":
+        if unit in optional and row.tag[0] == "init" and last_init[unit] == index:
             text += f" if {flag(unit)} else None"
         if unit in optional and row.tag[0] == "fwd":
             if guarded != unit:

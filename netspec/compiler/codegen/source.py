@@ -609,13 +609,11 @@ class _Writer:
                 # each cluster: its template, its (container, source) pairs, source -> configuration
                 clusters: list[tuple[classes.Template, list[tuple[Container, str]], dict[str, int]]] = []
                 for box, config, key in members:
-                    scope = self.graph.scopes.get(box.path)
-                    block = scope is not None and scope.is_block
                     for n, (template, owned, keys) in enumerate(clusters):
                         if key in keys:
                             owned.append((box, key))
                             break
-                        merged = classes.merge(template, config) if block else None
+                        merged = classes.merge(template, config)
                         if merged is not None:
                             keys[key] = len(template.configs)
                             owned.append((box, key))

@@ -196,6 +196,21 @@ def test_mobilenet_v2_has_one_class_per_block_kind_and_structure() -> None:
     assert list(got) == list(want) and all(torch.equal(got[k], want[k]) for k in want)
 
 
+def test_torchvision_resnet18_is_one_basic_block_class_with_an_optional_downsample() -> None:
+    """The shortcut of several lines (an nn.Sequential) is optional as a whole, and the weights
+    and outputs stay netspec.compile's (the zoo test checks this too, this one the structure)."""
+    graph = netspec.build_graph(ROOT / "specs" / "imagenet" / "resnet18.yaml")
+    source = to_source(graph)
+    assert [n.name for n in ast.parse(source).body if isinstance(n, ast.ClassDef)] == ["Basic", "Resnet18Imagenet"]
+    assert "def __init__(self, in_channels: int, planes: int, stride: int, downsample: bool) -> None:" in source
+    assert "        ) if downsample else None" in source
+    net = assert_equivalent(graph)
+    assert isinstance(net.layer2[0].downsample, nn.Sequential) and net.layer2[0].downsample[0].stride == (2, 2)
+    assert net.layer2[1].downsample is None and net.layer1[0].downsample is None
+    keys = list(net.state_dict())
+    assert "layer2.0.downsample.0.weight" in keys and not any(k.startswith("layer2.1.downsample") for k in keys)
+
+
 def test_a_value_forward_needs_is_kept_on_the_instance() -> None:
     """ShuffleNet's channel shuffle reshapes by the channel count: a constructor parameter
     that forward reads from `self` (as torchvision's own classes keep `self.stride`)."""

@@ -5,7 +5,15 @@ shortcut) becomes `... if flag else None`, its forward lines guarded by `if self
 
 Works on the source lines `source.py` wrote for each configuration, token by token, so it
 knows no op: two configurations merge when their token streams are equal except for number
-and True/False tokens. Instances keep their exact statements (same order, same values), so
+and True/False tokens. What still splits a kind into numbered classes (`InvertedResidual2`):
+a different layer sequence (MobileNetV2's expand 1 has no expansion layer, a VGG block's
+`convs` repeats its conv), a different child class or activation (`nn.ReLU` against
+`nn.Hardswish`), or a different forward (a residual add only some instances have: forward
+statements are merged only around a member's own lines). A constructor parameter is named after
+the block's own parameter whose value it is in every configuration (`out`, `stride`), the
+input's width `in_channels`, else `<member>_<argument>` (`conv3_out_channels`); a value
+forward needs is kept on the instance (`self.branch1_out_channels`), as torchvision keeps
+`self.stride`. Instances keep their exact statements (same order, same values), so
 registration order and the random numbers drawn stay those of `netspec.compile`. Every value
 an instance passes is a token the writer already made with `literal`, so nothing new from a
 spec becomes code; parameter names are checked identifiers.
@@ -186,7 +194,7 @@ def _optional_ok(template: Template) -> bool:
         text = next(line for line in template.rows[inits[0]].lines if line is not None).text
         if not text.startswith(f"        self.{unit} = "):
             return False
-        if any((line.text.lstrip().startswith("return") or line.text.startswith("            "))
+        if any(line.text.lstrip().startswith("return")
                for r in rows if r.tag[0] == "fwd" for line in r.lines if line is not None):
             return False
     return True
@@ -231,12 +239,12 @@ def render(template: Template) -> Written:
 
     def flag(unit: str) -> str:
         for k, existing in enumerate(names):
-            if kinds[k] == unit:
+            if kinds[k] == "flag " + unit:
                 return existing
         name = _fresh(unit, names)
         names.append(name)
         values.append([repr(unit in c.units) for c in configs])
-        kinds.append(unit)
+        kinds.append("flag " + unit)
         return name
 
     varying = len(configs) > 1 and (bool(optional) or any(

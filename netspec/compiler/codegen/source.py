@@ -1,9 +1,10 @@
 """Graph IR -> standalone, readable PyTorch source: a file that needs only torch to import.
 
 The module tree is the compiled one (same dotted names, so the same state_dict keys), written
-as people write PyTorch: one `nn.Module` class per distinct block configuration (as
-torchvision's `Bottleneck`), `nn.Sequential` for positional chains (so `net.layer1[0]`
-works), a shape comment on every line, and the spec's `init:` applied in the constructor in
+as people write PyTorch: one `nn.Module` class per block kind, its configurations as
+constructor arguments (as torchvision's `Bottleneck`; see `classes`), `nn.Sequential` for
+positional chains (so `net.layer1[0]` works), a shape comment on every line (`# e.g.` inside
+a class several configurations share: the instantiation line says each one's), and the spec's `init:` applied in the constructor in
 the compiled module's order, so that the same seed gives the same weights.
 
 Nothing from a spec or a path becomes code: text is written only as a literal (`literal`,

@@ -213,11 +213,13 @@ def render(template: Template) -> Written:
     names: list[str] = []
     values: list[list[str]] = []  # per parameter, per configuration
     kinds: list[str] = []
+    written_for: list[set[str]] = []  # per parameter, the arguments it is written for
     optional = _optional(template)
 
     def parameter(vector: list[str | None], unit: str, arg: str) -> str:
         for k, existing in enumerate(values):
             if kinds[k] == "value" and all(v is None or v == e for v, e in zip(vector, existing)):
+                written_for[k].add(arg)
                 return names[k]
         present = [v for v in vector if v is not None]
         parsed = [ast.literal_eval(v) for v in present]
@@ -235,6 +237,7 @@ def render(template: Template) -> Written:
         names.append(name)
         values.append([v if v is not None else present[0] for v in vector])
         kinds.append("value")
+        written_for.append({arg})
         return name
 
     def flag(unit: str) -> str:
@@ -245,6 +248,7 @@ def render(template: Template) -> Written:
         names.append(name)
         values.append([repr(unit in c.units) for c in configs])
         kinds.append("flag " + unit)
+        written_for.append(set())
         return name
 
     varying = len(configs) > 1 and (bool(optional) or any(
@@ -276,7 +280,7 @@ def render(template: Template) -> Written:
                     name = f"self.{name}"
                 text = text[:slot.start] + name + text[slot.end:]
             elif None in vector:  # a member only some have: its constant may still be a parameter's value
-                known = next((names[k] for k, e in enumerate(values) if kinds[k] == "value"
+                known = next((names[k] for k, e in enumerate(values) if kinds[k] == "value" and slot.arg in written_for[k]
                               and all(v is None or v == p for v, p in zip(vector, e))), None)
                 if known is not None:
                     text = text[:slot.start] + known + text[slot.end:]

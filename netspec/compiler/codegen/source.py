@@ -1,9 +1,10 @@
 """Graph IR -> standalone, readable PyTorch source: a file that needs only torch to import.
 
 The module tree is the compiled one (same dotted names, so the same state_dict keys), written
-as people write PyTorch: one `nn.Module` class per distinct block configuration (as
-torchvision's `Bottleneck`), `nn.Sequential` for positional chains (so `net.layer1[0]`
-works), a shape comment on every line, and the spec's `init:` applied in the constructor in
+as people write PyTorch: one `nn.Module` class per block kind, its configurations as
+constructor arguments (as torchvision's `Bottleneck`; see `classes`), `nn.Sequential` for
+positional chains (so `net.layer1[0]` works), a shape comment on every line (`# e.g.` inside
+a class several configurations share: the instantiation line says each one's), and the spec's `init:` applied in the constructor in
 the compiled module's order, so that the same seed gives the same weights.
 
 Nothing from a spec or a path becomes code: text is written only as a literal (`literal`,
@@ -24,6 +25,7 @@ import torch
 from torch import nn
 
 from netspec.compiler import registry
+from netspec.compiler.codegen import classes
 from netspec.compiler.codegen.torch_fx import Recipe, Step, Value, build_modules, class_name, init_calls
 from netspec.compiler.graph import INPUT, Graph, Node
 from netspec.compiler.passes.share import tied
@@ -78,13 +80,19 @@ def is_identifier(name: str) -> bool:
     return bool(_IDENTIFIER.fullmatch(name)) and not keyword.iskeyword(name)
 
 
-def constructor(module: nn.Module) -> str:
+def constructor(module: nn.Module, force: frozenset[str] | set[str] = frozenset()) -> str:
     """`nn.Conv2d(1, 6, kernel_size=(5, 5), padding=(2, 2))`-style source for a torch.nn layer.
 
     Built from the constructor's signature and the module's attributes of the same names
     (not from `extra_repr`, which leaves arguments out and does not quote strings); values
-    equal to their defaults are omitted, so the line reads like hand-written code.
+    equal to their defaults are omitted, so the line reads like hand-written code, except those
+    in `force` (a setting other configurations of the same block write: one class for both).
     """
+    return f"nn.{type(module).__name__}({', '.join(text for _, text in _arguments(module, force))})"
+
+
+def _arguments(module: nn.Module, force: frozenset[str] | set[str] = frozenset()) -> list[tuple[str, str]]:
+    """(name, source) of each argument `constructor` writes."""
     cls = type(module)
     if not cls.__module__.startswith("torch.nn") or getattr(nn, cls.__name__, None) is not cls:
         raise NetspecError(f"cannot write source for the custom module {cls.__name__}; use -o model.onnx or the Python API")
@@ -95,7 +103,7 @@ def constructor(module: nn.Module) -> str:
         parameters = {n: p.replace(kind=p.KEYWORD_ONLY, default=None if p.default is p.empty else p.default)
                       for n, p in inspect.signature(base.__init__).parameters.items() if n not in ("self", "mode")}
         if getattr(module, "nonlinearity", "tanh") != "tanh":  # nn.RNN's own keyword
-            args.append(f"nonlinearity={module.nonlinearity!r}")
+            args.append(("nonlinearity", f"nonlinearity={module.nonlinearity!r}"))
     for name, param in parameters.items():
         if name in ("self", "device", "dtype") or param.kind in (param.VAR_POSITIONAL, param.VAR_KEYWORD):
             continue
@@ -105,12 +113,12 @@ def constructor(module: nn.Module) -> str:
         if isinstance(value, torch.Tensor) or (value is None and name == "bias"):
             value = value is not None  # `bias` is a flag in the constructor, a tensor on the module
         default = param.default
-        if default is not param.empty and _same(value, default):
+        if default is not param.empty and _same(value, default) and name not in force:
             continue
         if name in ("kdim", "vdim") and value == getattr(module, "embed_dim", None):
             continue  # nn.MultiheadAttention's None: the queries' width
-        args.append(literal(value) if default is param.empty else f"{name}={literal(value)}")
-    return f"nn.{cls.__name__}({', '.join(args)})"
+        args.append((name, literal(value) if default is param.empty else f"{name}={literal(value)}"))
+    return args
 
 
 def _same(value: Any, default: Any) -> bool:
@@ -295,8 +303,11 @@ class _Writer:
             box.inputs = list(dict.fromkeys(i for n in box.members for i in n.inputs if i not in inside))
             box.outputs = [n.name for n in box.members if n.name == graph.output or any(u not in inside for u in users.get(n.name, ()))]
         self.built: dict[str, Any] = {**dict(module.named_modules()), **calls}
-        self.classes: dict[str, str] = {}  # class body -> class name
         self.class_source: list[str] = []
+        self.instance: dict[str, str] = {}  # a class-written container -> `Residual(64, 128, 2, True)`
+        self.signatures: dict[str, list[str]] = {}  # class name -> its constructor's parameters
+        self.forced: dict[tuple[str, str, type], set[str]] = {}  # (class name, path in block, layer type) -> keywords
+        self.owner: tuple[str, str] | None = None  # (class name, path) of the block being written
         self.used_names: set[str] = {"nn", "torch"}
         self.shapes = {n.name: n.shape for n in graph.nodes()}
         self.root_name = class_name(graph.name)
@@ -344,10 +355,10 @@ class _Writer:
         """Lines of the constructor expression of `path` (a module node or a unit container);
         the first line carries no indent, the rest are indented for an argument list."""
         if path in self.nodes:
-            return [constructor(self.module.get_submodule(path))]
+            return [constructor(self.module.get_submodule(path), self._force(path))]
         box = self.containers[path]
         if box.own_class:
-            return [self.write_class(box) + "()"]
+            return [self.instance[path]]
         lines = ["nn.Sequential("]
         for entry in box.entries:
             sub = self.expression(entry, indent + "    ")
@@ -373,37 +384,46 @@ class _Writer:
         return expr
 
     # ----------------------------------------------------------------- classes
-    def _construct(self, box: Container, target: str, lines: list[str]) -> None:
-        """Constructor statements adding every child of `box` to `target` (a holder expands in place)."""
+    def _construct(self, box: Container, target: str, lines: list[str], tags: list | None = None, top: str = "") -> None:
+        """Constructor statements adding every child of `box` to `target` (a holder expands in
+        place); `tags` gets ("init", child's name below the class) for each line."""
         prefix = box.path + "." if box.path else ""
+        top = top or prefix
+        tags = [] if tags is None else tags
         for entry in box.entries:
             local = entry[len(prefix):]
-            child = self.containers.get(entry)
-            if child is not None and child.kind == "holder":
-                holder = f"{target}.{local}" if is_identifier(local) else f"getattr({target}, {literal(local)})"
-                lines.append(f"        {self._add(target, local, 'nn.Module()')}")
-                self._construct(child, holder, lines)
-                continue
-            if entry in self.nodes and isinstance(self._built(entry), FunctionCall):
-                continue  # a merge: a line in forward, not a module
-            if entry in self.nodes and isinstance(self._built(entry), Recipe):
-                lines += self._recipe_member(target, local, self._built(entry), entry)
-                continue
-            expr = self.expression(entry, "        ")
-            comment = _comment(self.shapes[self._entry_output(entry)])
-            head = self._add(target, local, expr[0], open_call=len(expr) > 1)
-            if len(expr) == 1:
-                lines.append(f"        {head}{comment}")
-            else:
-                lines.append(f"        {head}")
-                lines += expr[1:-1]
-                lines.append(f"{expr[-1]}{')' if not is_identifier(local) else ''}{comment}")
+            tags += [None] * (len(lines) - len(tags))
+            self._construct_entry(box, entry, local, target, lines, tags, top)
+            tags += [("init", entry[len(top):])] * (len(lines) - len(tags))
+
+    def _construct_entry(self, box: Container, entry: str, local: str, target: str, lines: list[str], tags: list, top: str) -> None:
+        child = self.containers.get(entry)
+        if child is not None and child.kind == "holder":
+            holder = f"{target}.{local}" if is_identifier(local) else f"getattr({target}, {literal(local)})"
+            lines.append(f"        {self._add(target, local, 'nn.Module()')}")
+            tags.append(None)
+            self._construct(child, holder, lines, tags, top)
+            return
+        if entry in self.nodes and isinstance(self._built(entry), FunctionCall):
+            return  # a merge: a line in forward, not a module
+        if entry in self.nodes and isinstance(self._built(entry), Recipe):
+            lines += self._recipe_member(target, local, self._built(entry), entry)
+            return
+        expr = self.expression(entry, "        ")
+        comment = _comment(self.shapes[self._entry_output(entry)])
+        head = self._add(target, local, expr[0], open_call=len(expr) > 1)
+        if len(expr) == 1:
+            lines.append(f"        {head}{comment}")
+        else:
+            lines.append(f"        {head}")
+            lines += expr[1:-1]
+            lines.append(f"{expr[-1]}{')' if not is_identifier(local) else ''}{comment}")
 
     def _recipe_member(self, target: str, local: str, recipe: Recipe, path: str) -> list[str]:
         """The module or learned tensor a recipe keeps at its node's path (none for pure calls)."""
         if recipe.module is not None:
             shape = _module_output_shape(recipe, [self.shapes[i] for i in self.nodes[path].inputs])
-            return [f"        {self._add(target, local, constructor(recipe.module))}{_comment(shape)}"]
+            return [f"        {self._add(target, local, constructor(recipe.module, self._force(path)))}{_comment(shape)}"]
         steps = [recipe.output]
         while steps:  # the recipe's parameter, if it has one
             step = steps.pop()
@@ -443,7 +463,7 @@ class _Writer:
             seen.add(step)
             yield step, self._entry_inputs(step), self._entry_output(step)
 
-    def _forward(self, box: Container) -> list[str]:
+    def _forward(self, box: Container, tags: list | None = None) -> list[str]:
         steps = list(self._steps(box))
         output = box.outputs[0] if box.outputs else self.graph.output
         uses: dict[str, int] = {output: 1}
@@ -454,46 +474,53 @@ class _Writer:
         taken = {"x", "self", "torch", "nn"}
         prefix = box.path + "." if box.path else ""
         lines = []
+        tags = [] if tags is None else tags
+        offset = len(tags)  # `tags` may already hold the constructor's lines
         for step, inputs, out in steps:
-            args = [names[v] for v in inputs]
-            for value in inputs:
-                uses[value] -= 1
-            local = step[len(prefix):]
-            if step in self.nodes and isinstance(self._built(step), FunctionCall):
-                call = _function(self._built(step), args)
-            elif step in self.nodes and isinstance(self._built(step), Recipe):
-                def bind(expression: str) -> str:
-                    name = "h"
-                    while name in taken:
-                        name += "_"
-                    taken.add(name)
-                    lines.append(f"        {name} = {expression}")
-                    return name
-
-                call = _recipe(self._built(step), args, self.access("self", local, box.path), bind)
-            else:
-                call = f"{self.access('self', local, box.path)}({', '.join(args)})"
-            if inputs and uses[inputs[0]] == 0:
-                var = names[inputs[0]]
-            else:
-                base = local.rsplit(".", 1)[-1]
-                var = "out" if "out" not in taken else base if is_identifier(base) else f"x{len(taken)}"
-                while var in taken:
-                    var += "_"
-                taken.add(var)
-            names[out] = var
-            lines.append(f"        {var} = {call}{_comment(self.shapes[out])}")
+            self._forward_step(step, inputs, out, box, prefix, names, taken, uses, lines)
+            tags += [("fwd", step[len(prefix):])] * (offset + len(lines) - len(tags))
         if lines and lines[-1].lstrip().startswith(f"{names[output]} = "):
             lines[-1] = lines[-1].replace(f"{names[output]} = ", "return ", 1)
         else:
             lines.append(f"        return {names[output]}")
+            tags.append(None)
         return lines
 
-    def _body(self, box: Container, doc: str) -> tuple[str, list[str]]:
-        """(base class, body lines) of the class of `box`."""
-        lines = [docstring(doc, "    "), ""] if doc else []
+    def _forward_step(self, step: str, inputs: list[str], out: str, box: Container, prefix: str,
+                      names: dict[str, str], taken: set[str], uses: dict[str, int], lines: list[str]) -> None:
+        args = [names[v] for v in inputs]
+        for value in inputs:
+            uses[value] -= 1
+        local = step[len(prefix):]
+        if step in self.nodes and isinstance(self._built(step), FunctionCall):
+            call = _function(self._built(step), args)
+        elif step in self.nodes and isinstance(self._built(step), Recipe):
+            def bind(expression: str) -> str:
+                name = "h"
+                while name in taken:
+                    name += "_"
+                taken.add(name)
+                lines.append(f"        {name} = {expression}")
+                return name
+
+            call = _recipe(self._built(step), args, self.access("self", local, box.path), bind)
+        else:
+            call = f"{self.access('self', local, box.path)}({', '.join(args)})"
+        if inputs and uses[inputs[0]] == 0:
+            var = names[inputs[0]]
+        else:
+            base = local.rsplit(".", 1)[-1]
+            var = "out" if "out" not in taken else base if is_identifier(base) else f"x{len(taken)}"
+            while var in taken:
+                var += "_"
+            taken.add(var)
+        names[out] = var
+        lines.append(f"        {var} = {call}{_comment(self.shapes[out])}")
+
+    def _body(self, box: Container) -> tuple[str, list[str], list]:
+        """(base class, body lines without the docstring, each line's tag for `classes`)."""
         if box.kind == "sequential":
-            lines += ["    def __init__(self) -> None:", "        super().__init__("]
+            lines = ["    def __init__(self) -> None:", "        super().__init__("]
             for entry in box.entries:
                 expr = self.expression(entry, "            ")
                 comment = _comment(self.shapes[self._entry_output(entry)])
@@ -503,37 +530,119 @@ class _Writer:
             lines.append("        )")
             if not box.path:
                 lines += self._init() + self._ties()
-            return "nn.Sequential", lines
-        lines += ["    def __init__(self) -> None:", "        super().__init__()"]
-        self._construct(box, "self", lines)
+            return "nn.Sequential", lines, [None] * len(lines)
+        lines = ["    def __init__(self) -> None:", "        super().__init__()"]
+        tags: list = [None, None]
+        self._construct(box, "self", lines, tags)
         if not box.path:
             lines += self._init() + self._ties()
-        lines += ["", "    def forward(self, x: torch.Tensor) -> torch.Tensor:"] + self._forward(box)
-        return "nn.Module", lines
+        lines += ["", "    def forward(self, x: torch.Tensor) -> torch.Tensor:"]
+        tags += [None] * (len(lines) - len(tags))
+        lines += self._forward(box, tags)
+        return "nn.Module", lines, tags
 
-    def write_class(self, box: Container) -> str:
+    def _name(self, box: Container) -> str:
         scope = self.graph.scopes.get(box.path)
-        if not box.path:
-            name, doc = self.root_name, ""
-        else:
-            kind = scope.kind if scope is not None else "branch"
-            name = {"sequential": "Group", "repeat": "Repeat"}.get(kind, class_name(kind))
-            doc = ""
-            if scope is not None and scope.is_block:
-                doc = f"{kind}({', '.join(f'{k}={v!r}' for k, v in scope.params.items())})"
-                doc += f": {scope.doc}" if scope.doc else ""
-        base, body = self._body(box, doc)
-        key = base + "\n" + "\n".join(body)
-        if box.path and key in self.classes:
-            return self.classes[key]
+        kind = scope.kind if scope is not None else "branch"
+        return {"sequential": "Group", "repeat": "Repeat"}.get(kind, class_name(kind))
+
+    def _doc(self, boxes: list[Container]) -> str:
+        """`residual(out=64, stride=1, ...)`: the block's parameters, by name only where its
+        instances differ."""
+        scopes = [self.graph.scopes.get(b.path) for b in boxes]
+        if scopes[0] is None or not scopes[0].is_block:
+            return ""
+        params = scopes[0].params
+        shown = [k if any(s.params.get(k, None) != v or type(s.params.get(k)) is not type(v) for s in scopes) else f"{k}={v!r}"
+                 for k, v in params.items()]
+        return f"{scopes[0].kind}({', '.join(shown)})" + (f": {scopes[0].doc}" if scopes[0].doc else "")
+
+    def _owning_class(self, path: str) -> str | None:
+        """The nearest container above `path` written as a class of its own."""
+        parts = path.split(".")
+        for depth in range(len(parts) - 1, 0, -1):
+            box = self.containers.get(".".join(parts[:depth]))
+            if box is not None and box.own_class:
+                return box.path
+        return None
+
+    def _force(self, path: str) -> set[str]:
+        """Keywords to write at `path` though default: other configurations of its block set them."""
+        owner = self._owning_class(path)
+        if owner is None:
+            return set()
+        built = self._built(path)
+        module = built.module if isinstance(built, Recipe) else built
+        return self.forced.get((self._name(self.containers[owner]), path[len(owner) + 1:], type(module)), set())
+
+    def write_classes(self) -> None:
+        """Every class, children first; the configurations of one block kind that differ only
+        in literal values (and optional members) as one class with constructor parameters."""
+        boxes = [b for p, b in self.containers.items() if p and b.own_class]
+        for node in self.graph.ops():  # settings some configuration of a block writes
+            owner = self._owning_class(node.name)
+            built = self._built(node.name)
+            module = built.module if isinstance(built, Recipe) else built
+            if owner is None or not isinstance(module, nn.Module) or module is self.module:
+                continue
+            try:
+                names = {n for n, text in _arguments(module) if "=" in text}
+            except NetspecError:
+                continue
+            key = (self._name(self.containers[owner]), node.name[len(owner) + 1:], type(module))
+            self.forced.setdefault(key, set()).update(names)
+        height: dict[str, int] = {b.path: 0 for b in boxes}
+        for box in sorted(boxes, key=lambda b: -b.path.count(".")):
+            parent = self._owning_class(box.path)
+            if parent is not None:
+                height[parent] = max(height[parent], height[box.path] + 1)
+        for level in sorted(set(height.values())):
+            groups: dict[tuple[str, str], list] = {}
+            for box in (b for b in boxes if height[b.path] == level):
+                base, lines, tags = self._body(box)
+                scope = self.graph.scopes.get(box.path)
+                params = dict(scope.params) if scope is not None and scope.is_block else {}
+                shape = self.shapes[box.inputs[0]] if box.inputs else self.graph.input_shape
+                width = int(shape[0]) if shape is not None and len(shape) else None
+                config = classes.parse(lines, tags, params, width, self.signatures)
+                groups.setdefault((self._name(box), base), []).append((box, config, "\n".join(lines)))
+            for (name, base), members in groups.items():
+                # each cluster: its template, its (container, source) pairs, source -> configuration
+                clusters: list[tuple[classes.Template, list[tuple[Container, str]], dict[str, int]]] = []
+                for box, config, key in members:
+                    for n, (template, owned, keys) in enumerate(clusters):
+                        if key in keys:
+                            owned.append((box, key))
+                            break
+                        merged = classes.merge(template, config)
+                        if merged is not None:
+                            keys[key] = len(template.configs)
+                            owned.append((box, key))
+                            clusters[n] = (merged, owned, keys)
+                            break
+                    else:
+                        clusters.append((classes.start(config), [(box, key)], {key: 0}))
+                for template, owned, keys in clusters:
+                    self._emit(name, base, template, owned, keys)
+
+    def _emit(self, name: str, base: str, template: classes.Template, owned: list[tuple[Container, str]], keys: dict[str, int]) -> None:
+        written = classes.render(template)
         unique, n = name, 1
-        while unique in self.used_names and box.path:
+        while unique in self.used_names:
             n += 1
             unique = f"{name}{n}"
         self.used_names.add(unique)
-        self.classes[key] = unique
+        self.signatures[unique] = written.params
+        firsts = list({keys[key]: box for box, key in reversed(owned)}.values())
+        doc = self._doc(firsts if written.varying else [owned[0][0]])
+        body = ([docstring(doc, "    "), ""] if doc else []) + written.lines
         self.class_source.append(f"class {unique}({base}):\n" + "\n".join(body) + "\n")
-        return unique
+        for box, key in owned:
+            self.instance[box.path] = f"{unique}({', '.join(written.args[keys[key]])})"
+
+    def write_root(self) -> None:
+        base, lines, _ = self._body(self.containers[""])
+        self.class_source.append(f"class {self.root_name}({base}):\n" + "\n".join(lines) + "\n")
 
     def _init(self) -> list[str]:
         """The spec's initialisation, in the compiled module's order (graph order, after every
@@ -594,7 +703,8 @@ def to_source(graph: Graph, title: str = "") -> str:
     with torch.device("meta"):  # the source needs the layers' settings, not their weights
         module, calls = build_modules(graph)
     writer = _Writer(graph, module, calls)
-    writer.write_class(writer.containers[""])
+    writer.write_classes()
+    writer.write_root()
     shape = "×".join(map(str, graph.input_shape))
     about = (
         f"{title or f'{graph.name} as a PyTorch module'}\n\n"

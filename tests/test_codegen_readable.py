@@ -103,9 +103,12 @@ def claimed_shapes(source: str) -> dict[str, list[tuple[tuple, tuple[int, ...]]]
 
 
 def parameterised_classes(source: str) -> set[str]:
-    """The classes whose constructor takes parameters (one class for several configurations)."""
+    """The classes for several configurations: a constructor that takes parameters, or shape
+    comments that say they are one instance's (`# e.g. 4`: same code, other widths)."""
+    lines = source.splitlines()
     return {cls.name for cls in ast.parse(source).body if isinstance(cls, ast.ClassDef)
-            for f in cls.body if isinstance(f, ast.FunctionDef) and f.name == "__init__" and len(f.args.args) > 1}
+            if any(isinstance(f, ast.FunctionDef) and f.name == "__init__" and len(f.args.args) > 1 for f in cls.body)
+            or any("  # e.g. " in line for line in lines[cls.lineno - 1:cls.end_lineno])}
 
 
 def _child(module: nn.Module, path: tuple) -> nn.Module:
@@ -177,23 +180,36 @@ def test_resnet18_reads_like_torchvision() -> None:
 def test_mobilenet_v2_has_one_class_per_block_kind_and_structure() -> None:
     """conv_bn_relu6: one class for every kernel, stride and group count. inverted_residual:
     one class per structure, as documented in `classes`: expand 1 (no expansion layer: a
-    shorter nn.Sequential), expand 6 without and with the residual add (forward differs)."""
+    shorter nn.Sequential) and expand 6, whose residual add only some instances have is a
+    boolean on the instance (torchvision's `use_res_connect`) around the forward statements."""
     graph = netspec.build_graph(ROOT / "specs" / "imagenet" / "mobilenet_v2.yaml")
     source = to_source(graph)
     classes = [n.name for n in ast.parse(source).body if isinstance(n, ast.ClassDef)]
-    assert classes == ["ConvBnRelu6", "InvertedResidual", "InvertedResidual2", "InvertedResidual3", "MobilenetV2Imagenet"]
+    assert classes == ["ConvBnRelu6", "InvertedResidual", "InvertedResidual2", "MobilenetV2Imagenet"]
     kinds = {graph.scopes[p].kind for p in graph.scopes if graph.scopes[p].is_block}
     assert kinds == {"conv_bn_relu6", "inverted_residual"}
+    assert "        if self.use_add:\n" in source and "        else:\n            return self.conv(x)" in source
     net = network_class(load_source(source))()
     blocks = [m for m in net.features]
     residual = [type(m).__name__ for m in blocks if type(m).__name__.startswith("InvertedResidual")]
-    assert len(residual) == 17 and set(residual) == {"InvertedResidual", "InvertedResidual2", "InvertedResidual3"}
+    assert residual == ["InvertedResidual"] + ["InvertedResidual2"] * 16
+    # torchvision's table (t, c, n, s) and its rule: a residual when stride 1 and in == out
+    want_res, width = [], 16
+    for _, c, n, s in [(6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 4, 2), (6, 96, 3, 1), (6, 160, 3, 2), (6, 320, 1, 1)]:
+        for i in range(n):
+            want_res.append((s if i == 0 else 1) == 1 and width == c)
+            width = c
+    assert [m.use_add for m in blocks[2:18]] == want_res
     assert "ConvBnRelu6(3, 32, 3, 2, 1, 1),  # 32×112×112" in source
     torch.manual_seed(0)
     ejected = network_class(load_source(source))()
     compiled = netspec.compile(graph, seed=0)
     got, want = ejected.state_dict(), compiled.state_dict()
     assert list(got) == list(want) and all(torch.equal(got[k], want[k]) for k in want)
+    ejected.eval(), compiled.eval()
+    x = torch.randn(1, 3, 224, 224)
+    with torch.no_grad():
+        assert torch.equal(ejected(x), compiled(x))
 
 
 def test_torchvision_resnet18_is_one_basic_block_class_with_an_optional_downsample() -> None:

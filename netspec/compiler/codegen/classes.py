@@ -1,15 +1,18 @@
 """One class per block kind in ejected source (as torchvision's `BasicBlock`): the written
 classes of one kind that differ only in literal values (channels, strides) become one class
 whose constructor takes those values; a member only some of them have (ResNet's 1×1-conv
-shortcut) becomes `... if flag else None`, its forward lines guarded by `if self.m is not None:`.
+shortcut) becomes `... if flag else None`, its forward lines guarded by `if self.m is not None:`;
+forward statements no member's constructor line goes with (a residual `add`) that only some
+have put the two forwards under `if self.use_<statement>:` / `else:`, a boolean kept on the
+instance (torchvision's `use_res_connect`), the plain side using only members the other uses.
 
 Works on the source lines `source.py` wrote for each configuration, token by token, so it
 knows no op: two configurations merge when their token streams are equal except for number
 and True/False tokens. What still splits a kind into numbered classes (`InvertedResidual2`):
 a different layer sequence (MobileNetV2's expand 1 has no expansion layer, a VGG block's
 `convs` repeats its conv), a different child class or activation (`nn.ReLU` against
-`nn.Hardswish`), or a different forward (a residual add only some instances have: forward
-statements are merged only around a member's own lines). A constructor parameter is named after
+`nn.Hardswish`), or forwards that differ in more than members' lines and one side's extra
+statements. A constructor parameter is named after
 the block's own parameter whose value it is in every configuration (`out`, `stride`), the
 input's width `in_channels`, else `<member>_<argument>` (`conv3_out_channels`); a value
 forward needs is kept on the instance (`self.branch1_out_channels`), as torchvision keeps
@@ -76,6 +79,7 @@ class Row:
     tag: Tag
     key: tuple
     lines: list[Line | None]  # one per configuration; None where it has no such member
+    branch: bool | None = None  # a forward row of the `if self.<flag>:` side (True) or its else
 
 
 @dataclass
@@ -83,6 +87,7 @@ class Template:
     configs: list[Config]
     rows: list[Row]
     keys: set[str] = field(default_factory=set)  # the distinct configurations' source text
+    flags: list[bool] | None = None  # per configuration, whether its forward has the extra statements
 
 
 def _signature(callee: str, signatures: dict[str, list[str]]) -> list[str]:
@@ -155,38 +160,104 @@ def start(config: Config) -> Template:
 
 def merge(template: Template, config: Config) -> Template | None:
     """The template with one more configuration, or None when they differ in more than
-    literal values and members only some of them have."""
+    literal values, members only some of them have, and forward-only statements (a residual
+    add) only some of them have: those go under `if self.<flag>:` / `else:`."""
     n = len(template.configs)
     mine = {r.tag[1] for r in template.rows if r.tag}
     theirs = config.units
-    rows, new, i, j = template.rows, config.lines, 0, 0
+    if template.flags is None:
+        out = _align(template.rows, n, config.lines, mine, theirs)
+        if out is not None:
+            merged = Template(template.configs + [config], out)
+            if _optional_ok(merged):
+                return merged
+    t_at, c_at = _forward_at([r.key for r in template.rows]), _forward_at([l.key for l in config.lines])
+    if t_at is None or c_at is None:
+        return None
+    init = _align(template.rows[:t_at], n, config.lines[:c_at], mine, theirs)
+    if init is None:
+        return None
+    members = {r.tag[1] for r in init if r.tag and r.tag[0] == "init"}
+    fwd = config.lines[c_at:]
+    extra = any(_forward_only(l.tag, members) for l in fwd)
+    if template.flags is None:
+        side = template.rows[t_at:]
+        if extra == any(_forward_only(r.tag, members) for r in side):
+            return None
+        flags = [not extra] * n
+        branches = [Row(r.tag, r.key, r.lines, not extra) for r in side]
+        mine_side = [Row(l.tag, l.key, [None] * n + [l], extra) for l in fwd]
+        rows = init + (mine_side + [Row(r.tag, r.key, r.lines + [None], r.branch) for r in branches]
+                       if extra else [Row(r.tag, r.key, r.lines + [None], r.branch) for r in branches] + mine_side)
+    else:
+        flags = template.flags
+        side = [r for r in template.rows[t_at:] if r.branch is extra]
+        fitted = _align(side, n, fwd, mine, theirs)
+        if fitted is None:
+            return None
+        for r in fitted:
+            r.branch = extra
+        it = iter(fitted)
+        rows = init + [next(it) if r.branch is extra else Row(r.tag, r.key, r.lines + [None], r.branch)
+                       for r in template.rows[t_at:]]
+    used = {w: {r.tag[1] for r in rows[len(init):] if r.branch is w and r.tag and r.tag[1] in members} for w in (True, False)}
+    if not used[False] or not used[False] <= used[True]:  # the plain side: the other's members, no others
+        return None
+    merged = Template(template.configs + [config], rows, flags=flags + [extra])
+    return merged if _optional_ok(merged) else None
+
+
+def _forward_at(keys: list[tuple]) -> int | None:
+    """The index just past `def forward(...)`: the constructor lines and the def before it."""
+    for n, key in enumerate(keys):
+        if key[1:3] == ((tokenize.NAME, "def"), (tokenize.NAME, "forward")):
+            return n + 1
+    return None
+
+
+def _forward_only(tag: Tag, members: set[str]) -> bool:
+    """A forward statement no member's constructor line goes with (the residual `add`)."""
+    return tag is not None and tag[0] == "fwd" and tag[1] not in members
+
+
+def _align(rows: list[Row], n: int, new: list[Line], mine: set[str], theirs: set[str]) -> list[Row] | None:
+    i, j = 0, 0
     out: list[Row] = []
     while i < len(rows) or j < len(new):
         row = rows[i] if i < len(rows) else None
         line = new[j] if j < len(new) else None
         if row and line and row.tag == line.tag and row.key == line.key:
-            out.append(Row(row.tag, row.key, row.lines + [line]))
+            out.append(Row(row.tag, row.key, row.lines + [line], row.branch))
             i, j = i + 1, j + 1
         elif row and row.tag and row.tag[1] not in theirs:
-            out.append(Row(row.tag, row.key, row.lines + [None]))
+            out.append(Row(row.tag, row.key, row.lines + [None], row.branch))
             i += 1
         elif line and line.tag and line.tag[1] not in mine:
             out.append(Row(line.tag, line.key, [None] * n + [line]))
             j += 1
         else:
             return None
-    merged = Template(template.configs + [config], out)
-    return merged if _optional_ok(merged) else None
+    return out
 
 
 def _optional(template: Template) -> list[str]:
-    return list(dict.fromkeys(r.tag[1] for r in template.rows if r.tag and None in r.lines))
+    """Members (a constructor line) that only some configurations have."""
+    inits = {r.tag[1] for r in template.rows if r.tag and r.tag[0] == "init"}
+    return list(dict.fromkeys(r.tag[1] for r in template.rows if r.tag and r.tag[1] in inits
+                              and any(r.tag[1] not in c.units for c in template.configs)))
 
 
 def _optional_ok(template: Template) -> bool:
     """A member only some configurations have: a plain attribute set in one statement (its
-    lines together), and forward lines that do not return."""
-    for unit in _optional(template):
+    lines together), and forward lines that do not return; any other statement only some
+    configurations (of one side of the flag) have splits them."""
+    optional = _optional(template)
+    flags = template.flags or [None] * len(template.configs)
+    for r in template.rows:
+        if (not r.tag or r.tag[1] not in optional) and any(
+                line is None and (r.branch is None or f is r.branch) for line, f in zip(r.lines, flags)):
+            return False
+    for unit in optional:
         rows = [r for r in template.rows if r.tag and r.tag[1] == unit]
         inits = [n for n, r in enumerate(template.rows) if r.tag == ("init", unit)]
         if not _identifier(unit) or not inits or inits != list(range(inits[0], inits[0] + len(inits))):
@@ -251,12 +322,26 @@ def render(template: Template) -> Written:
         written_for.append(set())
         return name
 
-    varying = len(configs) > 1 and (bool(optional) or any(
+    def switch() -> str:  # the constructor's boolean for the extra forward statements
+        if "switch" not in kinds:
+            unit = next((r.tag[1] for r in template.rows if r.branch and r.tag and r.tag[1] not in last_init), "extra")
+            name = _fresh(f"use_{unit}".replace(".", "_"), names)
+            names.append(name)
+            values.append([repr(f) for f in template.flags])
+            kinds.append("switch")
+            written_for.append(set())
+            kept[name] = _attribute(name, template)
+        return "self." + kept[names[kinds.index("switch")]]
+
+    varying = len(configs) > 1 and (bool(optional) or template.flags is not None or any(
+        len({line.text[line.comment:] for line in r.lines if line is not None and line.comment is not None}) > 1
+        for r in template.rows) or any(
         len({line.slots[k].text for line in r.lines if line is not None}) > 1
         for r in template.rows for k in range(len(next(l for l in r.lines if l is not None).slots))))
     last_init = {r.tag[1]: n for n, r in enumerate(template.rows) if r.tag and r.tag[0] == "init"}
     out: list[str] = []
     guarded: str | None = None
+    side: bool | None = None
     kept: dict[str, str] = {}  # parameter -> the attribute that keeps it for forward
     seen: set[str] = set()
     for index, row in enumerate(template.rows):
@@ -286,9 +371,18 @@ def render(template: Template) -> Written:
                     text = text[:slot.start] + known + text[slot.end:]
         if unit in optional and row.tag[0] == "init" and last_init[unit] == index:
             text += f" if {flag(unit)} else None"
-        if unit in optional and row.tag[0] == "fwd":
+        pad = ""
+        if row.branch is not None:
+            if side is not row.branch:
+                out.append(f"        if {switch()}:" if row.branch else "        else:")
+                side, guarded = row.branch, None
+            pad = "    "
+            text = pad + text
+        if unit in optional and row.tag[0] == "fwd" and any(
+                line is None for line, f in zip(row.lines, template.flags or [None] * len(configs))
+                if row.branch is None or f is row.branch):
             if guarded != unit:
-                out.append(f"        if self.{unit} is not None:")
+                out.append(f"        {pad}if self.{unit} is not None:")
             guarded = unit
             text = "    " + text
         else:

@@ -28,24 +28,26 @@ def class_name(name: str) -> str:
     return out
 
 
-def put_module(root: nn.Module, dotted: str, module: nn.Module) -> None:
-    """Attach `module` at a dotted path, creating plain container modules on the way."""
+def _parent(root: nn.Module, dotted: str) -> tuple[nn.Module, str]:
+    """The module that holds a dotted path's last part, creating plain containers on the way."""
     *parents, leaf = dotted.split(".")
     for part in parents:
         if not hasattr(root, part):
             root.add_module(part, nn.Module())
         root = getattr(root, part)
-    root.add_module(leaf, module)
+    return root, leaf
+
+
+def put_module(root: nn.Module, dotted: str, module: nn.Module) -> None:
+    """Attach `module` at a dotted path."""
+    parent, leaf = _parent(root, dotted)
+    parent.add_module(leaf, module)
 
 
 def put_parameter(root: nn.Module, dotted: str, value: nn.Parameter) -> None:
     """Register a parameter at a dotted path (e.g. `features.1.0.layer_scale`)."""
-    *parents, leaf = dotted.split(".")
-    for part in parents:
-        if not hasattr(root, part):
-            root.add_module(part, nn.Module())
-        root = getattr(root, part)
-    root.register_parameter(leaf, value)
+    parent, leaf = _parent(root, dotted)
+    parent.register_parameter(leaf, value)
 
 
 class Emitter:

@@ -179,27 +179,32 @@ def test_resnet18_reads_like_torchvision() -> None:
 
 def test_mobilenet_v2_has_one_class_per_block_kind_and_structure() -> None:
     """conv_bn_relu6: one class for every kernel, stride and group count. inverted_residual:
-    one class per structure, as documented in `classes`: expand 1 (no expansion layer: a
-    shorter nn.Sequential) and expand 6, whose residual add only some instances have is a
-    boolean on the instance (torchvision's `use_res_connect`) around the forward statements."""
+    one class, as torchvision's InvertedResidual: the 1×1 expansion appended to the layer list
+    only `if expand != 1:` (torchvision's `if expand_ratio != 1:`), and the residual add only
+    some instances have a boolean on the instance (torchvision's `use_res_connect`)."""
     graph = netspec.build_graph(ROOT / "specs" / "imagenet" / "mobilenet_v2.yaml")
     source = to_source(graph)
     classes = [n.name for n in ast.parse(source).body if isinstance(n, ast.ClassDef)]
-    assert classes == ["ConvBnRelu6", "InvertedResidual", "InvertedResidual2", "MobilenetV2Imagenet"]
+    assert classes == ["ConvBnRelu6", "InvertedResidual", "MobilenetV2Imagenet"]
     kinds = {graph.scopes[p].kind for p in graph.scopes if graph.scopes[p].is_block}
     assert kinds == {"conv_bn_relu6", "inverted_residual"}
+    assert "        if expand != 1:\n            layers.append(ConvBnRelu6(" in source
+    assert "        self.conv = nn.Sequential(*layers)" in source
     assert "        if self.use_add:\n" in source and "        else:\n            return self.conv(x)" in source
     net = network_class(load_source(source))()
     blocks = [m for m in net.features]
-    residual = [type(m).__name__ for m in blocks if type(m).__name__.startswith("InvertedResidual")]
-    assert residual == ["InvertedResidual"] + ["InvertedResidual2"] * 16
-    # torchvision's table (t, c, n, s) and its rule: a residual when stride 1 and in == out
-    want_res, width = [], 16
-    for _, c, n, s in [(6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 4, 2), (6, 96, 3, 1), (6, 160, 3, 2), (6, 320, 1, 1)]:
+    assert [type(m).__name__ for m in blocks[1:18]] == ["InvertedResidual"] * 17
+    # torchvision's table (t, c, n, s) and its rules: a residual when stride 1 and in == out,
+    # the expansion (so four layers in `conv`, else three) when t != 1
+    want_res, want_len, width = [], [], 32
+    for t, c, n, s in [(1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 4, 2), (6, 96, 3, 1), (6, 160, 3, 2), (6, 320, 1, 1)]:
         for i in range(n):
             want_res.append((s if i == 0 else 1) == 1 and width == c)
+            want_len.append(4 if t != 1 else 3)
             width = c
-    assert [m.use_add for m in blocks[2:18]] == want_res
+    assert [m.use_add for m in blocks[1:18]] == want_res
+    assert [len(m.conv) for m in blocks[1:18]] == want_len
+    assert blocks[1].conv[0][0].groups == 32 and blocks[2].conv[0][0].kernel_size == (1, 1)  # depthwise first where no expansion
     assert "ConvBnRelu6(3, 32, 3, 2, 1, 1),  # 32×112×112" in source
     torch.manual_seed(0)
     ejected = network_class(load_source(source))()
@@ -210,6 +215,67 @@ def test_mobilenet_v2_has_one_class_per_block_kind_and_structure() -> None:
     x = torch.randn(1, 3, 224, 224)
     with torch.no_grad():
         assert torch.equal(ejected(x), compiled(x))
+
+
+# torchvision's mobilenet_v3_large table: (kernel, expanded, out, se, activation, stride)
+MOBILENET_V3_LARGE = [
+    (3, 16, 16, False, "RE", 1), (3, 64, 24, False, "RE", 2), (3, 72, 24, False, "RE", 1),
+    (5, 72, 40, True, "RE", 2), (5, 120, 40, True, "RE", 1), (5, 120, 40, True, "RE", 1),
+    (3, 240, 80, False, "HS", 2), (3, 200, 80, False, "HS", 1), (3, 184, 80, False, "HS", 1),
+    (3, 184, 80, False, "HS", 1), (3, 480, 112, True, "HS", 1), (3, 672, 112, True, "HS", 1),
+    (5, 672, 160, True, "HS", 2), (5, 960, 160, True, "HS", 1), (5, 960, 160, True, "HS", 1),
+]
+
+
+def test_mobilenet_v3_is_one_block_class_with_the_activation_as_a_layer_class() -> None:
+    """torchvision writes one Conv2dNormActivation (the activation a layer class, or None) and
+    one InvertedResidual for all fifteen rows of its table: ReLU or hard-swish, with or without
+    squeeze-excitation, with or without the expansion. The ejected source does the same."""
+    graph = netspec.build_graph(ROOT / "specs" / "imagenet" / "mobilenet_v3_large.yaml")
+    source = to_source(graph)
+    classes = [n.name for n in ast.parse(source).body if isinstance(n, ast.ClassDef)]
+    assert classes == ["ConvBnAct", "Se", "Bneck", "MobilenetV3LargeImagenet"]
+    assert "activation: type[nn.Module] | None" in source and "        if activation is not None:\n" in source
+    assert "        if in_channels != expanded:\n" in source and "        if se:\n" in source
+    net = assert_equivalent(graph)
+    blocks = list(net.features)[1:16]
+    width = 16
+    for block, (kernel, expanded, out, se, act, stride) in zip(blocks, MOBILENET_V3_LARGE, strict=True):
+        layers = list(block.block)
+        assert len(layers) == 2 + (expanded != width) + se
+        depthwise = layers[1 if expanded != width else 0]
+        assert depthwise[0].kernel_size == (kernel, kernel) and depthwise[0].stride == (stride, stride)
+        assert type(depthwise[2]) is (nn.ReLU if act == "RE" else nn.Hardswish)
+        assert (type(layers[-2]).__name__ == "Se") is se
+        assert len(layers[-1]) == 2 and layers[-1][0].out_channels == out  # the projection has no activation
+        assert block.use_add is (stride == 1 and width == out)
+        width = out
+
+
+def test_efficientnet_b0_is_one_mbconv_class_and_stochastic_depth_goes_with_the_add() -> None:
+    """torchvision's MBConv: the expansion `if expand_ratio != 1`, and stochastic depth on the
+    residual branch; netspec keeps the stochastic depth layer only where the add is, so one
+    boolean (the add's) says both."""
+    graph = netspec.build_graph(ROOT / "specs" / "imagenet" / "efficientnet_b0.yaml")
+    source = to_source(graph)
+    classes = [n.name for n in ast.parse(source).body if isinstance(n, ast.ClassDef)]
+    assert classes == ["ConvBnAct", "Se", "Mbconv", "EfficientnetB0Imagenet"]
+    assert "        self.stochastic_depth = nn.Dropout(p=drop_path) if use_add else None" in source
+    assert "        if expand != 1:\n" in source
+    net = assert_equivalent(graph)
+    blocks = [b for stage in list(net.features)[1:8] for b in stage]
+    assert len(blocks) == 16
+    # torchvision's MBConv table: (expand_ratio, kernel, stride, in, out, layers)
+    table = [(1, 3, 1, 32, 16, 1), (6, 3, 2, 16, 24, 2), (6, 5, 2, 24, 40, 2), (6, 3, 2, 40, 80, 3),
+             (6, 5, 1, 80, 112, 3), (6, 5, 2, 112, 192, 4), (6, 3, 1, 192, 320, 1)]
+    rows = [(t, k, s if i == 0 else 1, c_in if i == 0 else c_out, c_out) for t, k, s, c_in, c_out, n in table for i in range(n)]
+    total = len(rows)
+    for index, (block, (t, k, s, c_in, c_out)) in enumerate(zip(blocks, rows, strict=True)):
+        assert len(block.block) == 3 + (t != 1)
+        residual = s == 1 and c_in == c_out
+        assert block.use_add is residual and (block.stochastic_depth is not None) is residual
+        if residual:  # torchvision: stochastic_depth_prob * block_id / total_blocks
+            assert block.stochastic_depth.p == pytest.approx(0.2 * index / total)
 
 
 def test_torchvision_resnet18_is_one_basic_block_class_with_an_optional_downsample() -> None:

@@ -5,21 +5,27 @@ shortcut) becomes `... if flag else None`, its forward lines guarded by `if self
 forward statements no member's constructor line goes with (a residual `add`) that only some
 have put the two forwards under `if self.use_<statement>:` / `else:`, a boolean kept on the
 instance (torchvision's `use_res_connect`), the plain side using only members the other uses.
+A positional list (`nn.Sequential(...)`) whose elements only some configurations have is built
+as torchvision builds it: `layers = [...]`, `if <why>: layers.append(...)`, `nn.Sequential(*layers)`,
+where <why> is a block parameter at its "none" value (`expand != 1`, `se`), two widths that
+differ (`in_channels != expanded`), a layer class passed as None, else a boolean of its own.
+A layer class is a value too (`nn.ReLU` in some, `nn.Hardswish` in others: torchvision's
+`activation_layer`).
 
 Works on the source lines `source.py` wrote for each configuration, token by token, so it
-knows no op: two configurations merge when their token streams are equal except for number
-and True/False tokens. What still splits a kind into numbered classes (`InvertedResidual2`):
-a different layer sequence (MobileNetV2's expand 1 has no expansion layer, a VGG block's
-`convs` repeats its conv), a different child class or activation (`nn.ReLU` against
-`nn.Hardswish`), or forwards that differ in more than members' lines and one side's extra
-statements. A constructor parameter is named after
+knows no op: two configurations merge when their token streams are equal except for number,
+True/False/None and layer-class tokens, and list elements. What still splits a kind into
+numbered classes (`YBlock2`): a different sequence of members, or forwards that differ in more
+than members' lines and one side's extra statements (RegNet's block adds `out + x` with a
+projection and `x + out` without). A constructor parameter is named after
 the block's own parameter whose value it is in every configuration (`out`, `stride`), the
 input's width `in_channels`, else `<member>_<argument>` (`conv3_out_channels`); a value
 forward needs is kept on the instance (`self.branch1_out_channels`), as torchvision keeps
 `self.stride`. Instances keep their exact statements (same order, same values), so
 registration order and the random numbers drawn stay those of `netspec.compile`. Every value
-an instance passes is a token the writer already made with `literal`, so nothing new from a
-spec becomes code; parameter names are checked identifiers.
+an instance passes is a token the writer already made with `literal` (or `nn.<Class>`, checked
+to be an nn.Module class), so nothing new from a spec becomes code; parameter names are
+checked identifiers.
 """
 from __future__ import annotations
 
@@ -59,6 +65,8 @@ class Line:
     key: tuple  # its tokens, the literal values left out
     slots: list[Slot]
     comment: int | None  # column of its comment
+    head: bool = False  # opens a positional list: `self.conv = nn.Sequential(` or `super().__init__(`
+    item: bool = False  # one single-line element of such a list
 
 
 @dataclass
@@ -80,6 +88,8 @@ class Row:
     key: tuple
     lines: list[Line | None]  # one per configuration; None where it has no such member
     branch: bool | None = None  # a forward row of the `if self.<flag>:` side (True) or its else
+    head: bool = False
+    item: bool = False  # a list element: one only some configurations have is appended under `if`
 
 
 @dataclass
@@ -109,6 +119,7 @@ def parse(lines: list[str], tags: list[Tag], params: dict[str, Any], in_width: i
     slots: list[list[Slot]] = [[] for _ in lines]
     comments: list[int | None] = [None] * len(lines)
     frames: list[dict] = []
+    skip = 0
     for i, tok in enumerate(tokens):
         row = tok.start[0] - 1
         if row >= len(lines):
@@ -117,7 +128,12 @@ def parse(lines: list[str], tags: list[Tag], params: dict[str, Any], in_width: i
             comments[row] = tok.start[1]
         if tok.type in _SKIP:
             continue
-        is_slot = tok.type == tokenize.NUMBER or (tok.type == tokenize.NAME and tok.string in ("True", "False"))
+        if skip:  # the `.` and the name of an `nn.<Class>` slot
+            skip -= 1
+            continue
+        module = _module_class(tokens, i)
+        is_slot = module is not None or tok.type == tokenize.NUMBER or (
+            tok.type == tokenize.NAME and tok.string in ("True", "False", "None"))
         if is_slot:
             arg = "value"
             for frame in reversed(frames):
@@ -128,7 +144,14 @@ def parse(lines: list[str], tags: list[Tag], params: dict[str, Any], in_width: i
                     names = _signature(frame["callee"], signatures)
                     arg = names[frame["pos"]] if frame["pos"] < len(names) else f"arg{frame['pos']}"
                     break
-            slots[row].append(Slot(tok.start[1], tok.end[1], tok.string, arg))
+            if module is not None:  # a layer class as a value (torchvision's `activation_layer`)
+                if arg == "value" or arg == "args" or arg.startswith("arg"):
+                    arg = _class_role(module)
+                end = tokens[i + 2].end[1]
+                slots[row].append(Slot(tok.start[1], end, lines[row][tok.start[1]:end], arg))
+                skip = 2
+            else:
+                slots[row].append(Slot(tok.start[1], tok.end[1], tok.string, arg))
             keys[row].append("<slot>")
         else:
             keys[row].append((tok.type, tok.string))
@@ -151,11 +174,61 @@ def parse(lines: list[str], tags: list[Tag], params: dict[str, Any], in_width: i
     for n, text in enumerate(lines):
         indent = len(text) - len(text.lstrip(" "))
         out.append(Line(text, tags[n], (indent, *keys[n]), slots[n], comments[n]))
+    _mark_lists(out)
     return Config(out, params, in_width)
 
 
+def _code(line: Line) -> str:
+    return (line.text[:line.comment] if line.comment is not None else line.text).rstrip()
+
+
+def _mark_lists(lines: list[Line]) -> None:
+    """Positional lists whose elements are one line each (`nn.Sequential(` ... `)` in the
+    constructor): their elements may be present in only some configurations."""
+    for n, line in enumerate(lines):
+        code = _code(line)
+        if not (code == "        super().__init__(" or (code.startswith("        self.") and code.endswith(" = nn.Sequential("))):
+            continue
+        end = n + 1
+        while end < len(lines) and _code(lines[end]).startswith("            ") and _code(lines[end]).endswith(","):
+            end += 1
+        if end == n + 1 or end >= len(lines) or _code(lines[end]) != "        )":
+            continue
+        if any(_code(l).startswith("             ") or lines[k].tag != line.tag for k, l in enumerate(lines[n + 1:end], n + 1)):
+            continue  # an element of several lines (a nested nn.Sequential): kept whole
+        line.head = True
+        for item in lines[n + 1:end]:
+            item.item = True
+
+
+def _module_class(tokens: list[tokenize.TokenInfo], i: int) -> type | None:
+    """The nn.Module class `nn.<Name>` at token i, where it can be a value: an argument (a
+    layer class passed on) or an activation called (ReLU in some configurations, Hardswish in
+    others, as torchvision's `activation_layer`)."""
+    if i + 3 >= len(tokens) or tokens[i].string != "nn" or tokens[i + 1].string != ".":
+        return None
+    if tokens[i + 2].type != tokenize.NAME or tokens[i + 2].start[0] != tokens[i].start[0]:
+        return None
+    if i > 0 and tokens[i - 1].string == ".":
+        return None
+    found = getattr(nn, tokens[i + 2].string, None)
+    if not (isinstance(found, type) and issubclass(found, nn.Module)):
+        return None
+    after = tokens[i + 3].string
+    if after in (",", ")") or (after == "(" and _class_role(found) == "activation"):
+        return found
+    return None
+
+
+def _class_role(module: type) -> str:
+    """The parameter name a layer class passed as a value gets (torchvision's names)."""
+    where = module.__module__.rsplit(".", 1)[-1]
+    return {"activation": "activation", "batchnorm": "norm_layer", "normalization": "norm_layer",
+            "instancenorm": "norm_layer"}.get(where, "layer")
+
+
 def start(config: Config) -> Template:
-    return Template([config], [Row(line.tag, line.key, [line]) for line in config.lines])
+    return Template([config], [Row(line.tag, line.key, [line], head=line.head, item=line.item) for line in config.lines])
 
 
 def merge(template: Template, config: Config) -> Template | None:
@@ -227,16 +300,48 @@ def _align(rows: list[Row], n: int, new: list[Line], mine: set[str], theirs: set
         row = rows[i] if i < len(rows) else None
         line = new[j] if j < len(new) else None
         if row and line and row.tag == line.tag and row.key == line.key:
-            out.append(Row(row.tag, row.key, row.lines + [line], row.branch))
+            out.append(Row(row.tag, row.key, row.lines + [line], row.branch, row.head, row.item))
             i, j = i + 1, j + 1
+            if row.head and line.head:
+                i_end, j_end = i, j
+                while i_end < len(rows) and rows[i_end].item:
+                    i_end += 1
+                while j_end < len(new) and new[j_end].item:
+                    j_end += 1
+                out += _align_items(rows[i:i_end], n, new[j:j_end])
+                i, j = i_end, j_end
         elif row and row.tag and row.tag[1] not in theirs:
-            out.append(Row(row.tag, row.key, row.lines + [None], row.branch))
+            out.append(Row(row.tag, row.key, row.lines + [None], row.branch, row.head, row.item))
             i += 1
         elif line and line.tag and line.tag[1] not in mine:
-            out.append(Row(line.tag, line.key, [None] * n + [line]))
+            out.append(Row(line.tag, line.key, [None] * n + [line], head=line.head, item=line.item))
             j += 1
         else:
             return None
+    return out
+
+
+def _align_items(rows: list[Row], n: int, new: list[Line]) -> list[Row]:
+    """The elements of two positional lists, most of them paired (equal but for literal
+    values); among equally long pairings the earlier elements are the ones left unpaired
+    (MobileNet's optional 1×1 expansion comes before the depthwise conv it resembles)."""
+    same = [[r.key == l.key and r.tag == l.tag for l in new] for r in rows]
+    best = [[0] * (len(new) + 1) for _ in range(len(rows) + 1)]
+    for a in range(len(rows) - 1, -1, -1):
+        for b in range(len(new) - 1, -1, -1):
+            best[a][b] = max(best[a + 1][b], best[a][b + 1], best[a + 1][b + 1] + 1 if same[a][b] else 0)
+    out: list[Row] = []
+    a = b = 0
+    while a < len(rows) or b < len(new):
+        if b < len(new) and (a == len(rows) or best[a][b + 1] == best[a][b]):
+            out.append(Row(new[b].tag, new[b].key, [None] * n + [new[b]], item=True))
+            b += 1
+        elif a < len(rows) and (b == len(new) or best[a + 1][b] == best[a][b]):
+            out.append(Row(rows[a].tag, rows[a].key, rows[a].lines + [None], rows[a].branch, item=True))
+            a += 1
+        else:
+            out.append(Row(rows[a].tag, rows[a].key, rows[a].lines + [new[b]], rows[a].branch, item=True))
+            a, b = a + 1, b + 1
     return out
 
 
@@ -254,7 +359,7 @@ def _optional_ok(template: Template) -> bool:
     optional = _optional(template)
     flags = template.flags or [None] * len(template.configs)
     for r in template.rows:
-        if (not r.tag or r.tag[1] not in optional) and any(
+        if not r.item and (not r.tag or r.tag[1] not in optional) and any(
                 line is None and (r.branch is None or f is r.branch) for line, f in zip(r.lines, flags)):
             return False
     for unit in optional:
@@ -282,58 +387,91 @@ class Written:
 def render(template: Template) -> Written:
     configs = template.configs
     names: list[str] = []
-    values: list[list[str]] = []  # per parameter, per configuration
+    values: list[list[str | None]] = []  # per parameter, per configuration (None: not yet known)
     kinds: list[str] = []
+    sources: list[str] = []  # per parameter, the block parameter (or `in_channels`) it is named after
     written_for: list[set[str]] = []  # per parameter, the arguments it is written for
     optional = _optional(template)
 
-    def parameter(vector: list[str | None], unit: str, arg: str) -> str:
-        for k, existing in enumerate(values):
-            if kinds[k] == "value" and all(v is None or v == e for v, e in zip(vector, existing)):
-                written_for[k].add(arg)
-                return names[k]
-        present = [v for v in vector if v is not None]
-        parsed = [ast.literal_eval(v) for v in present]
-        name = ""
-        for key in configs[0].params:
-            if _identifier(key.lstrip("_")) and key.lstrip("_") not in names and all(
-                    type(c.params.get(key)) is type(p) and c.params.get(key) == p
-                    for c, v, p in zip(configs, vector, _fill(vector, parsed)) if v is not None):
-                name = key.lstrip("_")  # `_padding`: a block's derived value, a parameter here
-                break
-        if not name and all(c.in_width == p and type(p) is int for c, v, p in zip(configs, vector, _fill(vector, parsed)) if v is not None):
-            name = "in_channels"
-        if not name or name in names:
-            name = _fresh(f"{unit}_{arg}".replace(".", "_") if unit else arg, names)
+    def register(name: str, vector: list[str | None], kind: str, source: str = "") -> str:
         names.append(name)
-        values.append([v if v is not None else present[0] for v in vector])
-        kinds.append("value")
-        written_for.append({arg})
-        return name
-
-    def flag(unit: str) -> str:
-        for k, existing in enumerate(names):
-            if kinds[k] == "flag " + unit:
-                return existing
-        name = _fresh(unit, names)
-        names.append(name)
-        values.append([repr(unit in c.units) for c in configs])
-        kinds.append("flag " + unit)
+        values.append(vector)
+        kinds.append(kind)
+        sources.append(source)
         written_for.append(set())
         return name
 
-    def switch() -> str:  # the constructor's boolean for the extra forward statements
+    def parameter(vector: list[str | None], unit: str, arg: str) -> str:
+        for k, existing in enumerate(values):
+            if kinds[k] == "value" and all(v is None or e is None or v == e for v, e in zip(vector, existing)):
+                values[k] = [e if e is not None else v for v, e in zip(vector, existing)]
+                written_for[k].add(arg)
+                return names[k]
+        parsed = [_value(v) if v is not None else None for v in vector]
+        name, source = "", ""
+        for key in configs[0].params:
+            if _identifier(key.lstrip("_")) and key.lstrip("_") not in names and all(
+                    type(c.params.get(key)) is type(p) and c.params.get(key) == p
+                    for c, v, p in zip(configs, vector, parsed) if v is not None):
+                name = source = key.lstrip("_")  # `_padding`: a block's derived value, a parameter here
+                source = key
+                break
+        if not name and all(c.in_width == p and type(p) is int for c, v, p in zip(configs, vector, parsed) if v is not None):
+            name = source = "in_channels"
+        if not name or name in names:
+            name, source = _fresh(f"{unit}_{arg}".replace(".", "_") if unit else arg, names), ""
+        register(name, list(vector), "value", source)
+        written_for[-1].add(arg)
+        return name
+
+    def flag(unit: str) -> str:
+        presence = [unit in c.units for c in configs]
+        if template.flags is not None and presence == template.flags:
+            return switch_name()  # present exactly where the extra forward statements run (torchvision's stochastic depth)
+        for k, existing in enumerate(names):
+            if kinds[k] == "flag " + unit:
+                return existing
+        return register(_fresh(unit, names), [repr(x) for x in presence], "flag " + unit)
+
+    def switch_name() -> str:  # the constructor's boolean for the extra forward statements
         if "switch" not in kinds:
             unit = next((r.tag[1] for r in template.rows if r.branch and r.tag and r.tag[1] not in last_init), "extra")
-            name = _fresh(f"use_{unit}".replace(".", "_"), names)
-            names.append(name)
-            values.append([repr(f) for f in template.flags])
-            kinds.append("switch")
-            written_for.append(set())
+            name = register(_fresh(f"use_{unit}".replace(".", "_"), names), [repr(f) for f in template.flags], "switch")
             kept[name] = _attribute(name, template)
-        return "self." + kept[names[kinds.index("switch")]]
+        return names[kinds.index("switch")]
 
-    varying = len(configs) > 1 and (bool(optional) or template.flags is not None or any(
+    def switch() -> str:
+        return "self." + kept[switch_name()]
+
+    def condition(rows: list[Row], presence: tuple[bool, ...], class_parameter: str | None) -> str:
+        """Why some configurations have these list elements: a block parameter at its "none"
+        value (torchvision's `if expand_ratio != 1:`), two widths that differ (`if expanded
+        != in_channels:`), a layer class passed as None, else a boolean of its own."""
+        for k, existing in enumerate(names):
+            if kinds[k] == f"when {presence}":
+                return existing
+        for text, used in _reasons(configs, presence):
+            if all(carry(name, key) for name, key in used):
+                return text
+        if class_parameter is not None:
+            return f"{class_parameter} is not None"
+        unit = _snake(next((t[1] for t in rows[0].key[1:] if isinstance(t, tuple) and t[0] == tokenize.NAME and t[1] != "nn"), "layer"))
+        return register(_fresh(f"use_{unit}", names), [repr(x) for x in presence], f"when {presence}")
+
+    def carry(name: str, key: str) -> bool:
+        """Make a block parameter (or the input width) a constructor parameter, or find it one."""
+        wanted = [repr(_given(c, key)) for c in configs]
+        if name not in names:
+            register(name, wanted, "value", key)
+            return True
+        k = names.index(name)
+        if kinds[k] != "value" or any(e is not None and e != w for e, w in zip(values[k], wanted)):
+            return False
+        values[k] = wanted
+        return True
+
+    lists = _lists(template.rows)
+    varying = len(configs) > 1 and (bool(optional) or bool(lists) or template.flags is not None or any(
         len({line.text[line.comment:] for line in r.lines if line is not None and line.comment is not None}) > 1
         for r in template.rows) or any(
         len({line.slots[k].text for line in r.lines if line is not None}) > 1
@@ -344,6 +482,8 @@ def render(template: Template) -> Written:
     side: bool | None = None
     kept: dict[str, str] = {}  # parameter -> the attribute that keeps it for forward
     seen: set[str] = set()
+    building: list[tuple[int, str, str, str | None]] | None = None  # a list's elements: (row, code, comment, class parameter)
+    head = ""
     for index, row in enumerate(template.rows):
         if row.key[1:3] == ((tokenize.NAME, "def"), (tokenize.NAME, "forward")):
             seen.add("forward")
@@ -355,20 +495,39 @@ def render(template: Template) -> Written:
                 comment = "# e.g. " + comment[2:]
             comment = "  " + comment
         unit = row.tag[1] if row.tag else ""
+        class_parameter: str | None = None
+        gated = index in lists.get(building_head, ()) if building is not None else False
         for k in reversed(range(len(source.slots))):
             slot = source.slots[k]
             vector = [line.slots[k].text if line is not None else None for line in row.lines]
+            if gated and None in vector and class_parameter is None and all(
+                    v.startswith("nn.") for v in vector if v is not None) and _single_run(template.rows, index) \
+                    and not _reasons(configs, _presence(row)):
+                vector = [v if v is not None else "None" for v in vector]  # the layer is left out where it is None
             if len({v for v in vector if v is not None}) > 1:
                 name = parameter(vector, unit, slot.arg)
+                if gated and vector[0] is not None and "None" in vector and all(v.startswith("nn.") or v == "None" for v in vector):
+                    class_parameter = name
                 if row.tag is not None and row.tag[0] == "fwd" or "forward" in seen:  # forward reads it from self
                     name = kept.setdefault(name, _attribute(name, template))
                     name = f"self.{name}"
                 text = text[:slot.start] + name + text[slot.end:]
             elif None in vector:  # a member only some have: its constant may still be a parameter's value
-                known = next((names[k] for k, e in enumerate(values) if kinds[k] == "value" and slot.arg in written_for[k]
-                              and all(v is None or v == p for v, p in zip(vector, e))), None)
+                known = next((k2 for k2, e in enumerate(values) if kinds[k2] == "value" and slot.arg in written_for[k2]
+                              and all(v is None or p is None or v == p for v, p in zip(vector, e))), None)
                 if known is not None:
-                    text = text[:slot.start] + known + text[slot.end:]
+                    values[known] = [p if p is not None else v for v, p in zip(vector, values[known])]
+                    text = text[:slot.start] + names[known] + text[slot.end:]
+        if building is not None:
+            if row.item:
+                building.append((index, text.strip().removesuffix(","), comment, class_parameter))
+                continue
+            out += _build_list(head, building, template.rows, comment, condition)  # the closing `)`
+            building = None
+            continue
+        if index in lists:
+            building, building_head, head = [], index, text
+            continue
         if unit in optional and row.tag[0] == "init" and last_init[unit] == index:
             text += f" if {flag(unit)} else None"
         pad = ""
@@ -388,6 +547,11 @@ def render(template: Template) -> Written:
         else:
             guarded = None
         out.append(text + comment)
+    for k, vector in enumerate(values):  # values no line of a configuration needs: its block's, for the reader
+        for c, v in enumerate(vector):
+            if v is None:
+                given = configs[c].params.get(sources[k]) if sources[k] != "in_channels" else configs[c].in_width
+                vector[c] = repr(given) if type(given) in (int, float, bool) else next(x for x in vector if x is not None)
     # parameters were met right to left within a line: order them as they are read
     order = sorted(range(len(names)), key=lambda k: _first_use(out, names[k]))
     if kept:
@@ -399,6 +563,85 @@ def render(template: Template) -> Written:
     signature = ", ".join(["self"] + [f"{n}: {_annotation(values[p])}" for p, n in enumerate(names)])
     out = [f"    def __init__({signature}) -> None:" if line == "    def __init__(self) -> None:" else line for line in out]
     return Written(out, names, args, varying)
+
+
+def _given(config: Config, key: str) -> Any:
+    return config.in_width if key == "in_channels" else config.params.get(key)
+
+
+def _reasons(configs: list[Config], presence: tuple[bool, ...]) -> list[tuple[str, list[tuple[str, str]]]]:
+    """Conditions on the blocks' own parameters true exactly where `presence` is: (the
+    condition's text, [(constructor parameter, block parameter)]), best first."""
+    keys = [k for k in configs[0].params if _identifier(k.lstrip("_"))] + ["in_channels"]
+    given = {k: [_given(c, k) for c in configs] for k in keys}
+    plain = {k: v for k, v in given.items() if all(type(x) is type(v[0]) and type(x) in (bool, int) for x in v)}
+    found = []
+    for key, vector in plain.items():
+        absent = {x for x, here in zip(vector, presence) if not here}
+        if len(absent) == 1 and next(iter(absent)) in (0, 1) and not any(x in absent for x, here in zip(vector, presence) if here):
+            (off,) = absent
+            name = key.lstrip("_")
+            text = (name if off is False else f"not {name}") if type(off) is bool else f"{name} != {off!r}"
+            found.append((text, [(name, key)]))
+    ints = sorted((k for k, v in plain.items() if type(v[0]) is int), key=lambda k: k != "in_channels")
+    for n, a in enumerate(ints):  # the input's width first: a layer skipped where the width is kept
+        for b in ints[n + 1:]:
+            if all((x != y) == here for x, y, here in zip(plain[a], plain[b], presence)):
+                found.append((f"{a.lstrip('_')} != {b.lstrip('_')}", [(a.lstrip("_"), a), (b.lstrip("_"), b)]))
+    return found
+
+
+def _lists(rows: list[Row]) -> dict[int, list[int]]:
+    """Positional lists with elements only some configurations have: head row -> its element rows."""
+    found: dict[int, list[int]] = {}
+    for n, row in enumerate(rows):
+        if row.head and None not in row.lines:  # an optional member's list is optional as a whole
+            items = []
+            for k in range(n + 1, len(rows)):
+                if not rows[k].item:
+                    break
+                items.append(k)
+            if any(None in rows[k].lines for k in items):
+                found[n] = items
+    return found
+
+
+def _presence(row: Row) -> tuple[bool, ...]:
+    return tuple(line is not None for line in row.lines)
+
+
+def _single_run(rows: list[Row], index: int) -> bool:
+    """Whether the element at `index` is alone among its neighbours in which configurations have it."""
+    mine = _presence(rows[index])
+    return all(not (0 <= k < len(rows) and rows[k].item and _presence(rows[k]) == mine) for k in (index - 1, index + 1))
+
+
+def _build_list(head: str, elements: list[tuple[int, str, str, str | None]], rows: list[Row], close_comment: str,
+                condition) -> list[str]:
+    """torchvision's way to write a list some of whose layers only some configurations have:
+    `layers = [...]`, `if <why>: layers.append(...)`, then `nn.Sequential(*layers)`."""
+    out: list[str] = []
+    runs: list[list[tuple[int, str, str, str | None]]] = []
+    for element in elements:
+        if runs and _presence(rows[runs[-1][0][0]]) == _presence(rows[element[0]]):
+            runs[-1].append(element)
+        else:
+            runs.append([element])
+    for n, run in enumerate(runs):
+        always = all(_presence(rows[run[0][0]]))
+        pad = "        " if always else "            "
+        if n == 0 and always:
+            out += ["        layers: list[nn.Module] = ["] + [f"            {code},{comment}" for _, code, comment, _ in run] + ["        ]"]
+            continue
+        if n == 0:
+            out.append("        layers: list[nn.Module] = []")
+        if not always:
+            out.append(f"        if {condition([rows[i] for i, *_ in run], _presence(rows[run[0][0]]), run[0][3] if len(run) == 1 else None)}:")
+        if len(run) == 1:
+            out.append(f"{pad}layers.append({run[0][1]}){run[0][2]}")
+        else:
+            out += [f"{pad}layers.extend(["] + [f"{pad}    {code},{comment}" for _, code, comment, _ in run] + [f"{pad}])"]
+    return out + [f"{head}*layers){close_comment}"]
 
 
 def _attribute(name: str, template: Template) -> str:
@@ -423,9 +666,28 @@ def _fill(vector: list[str | None], parsed: list[Any]) -> list[Any]:
     return [next(it) if v is not None else None for v in vector]
 
 
+@dataclass(frozen=True)
+class _Class:
+    """A layer class written as a value (`nn.ReLU`)."""
+
+    text: str
+
+
+def _value(text: str) -> Any:
+    return _Class(text) if text.startswith("nn.") else ast.literal_eval(text)
+
+
 def _annotation(values: list[str]) -> str:
-    types = {type(ast.literal_eval(v)).__name__ for v in values}
-    return types.pop() if len(types) == 1 else "float"
+    parsed = [_value(v) for v in values]
+    types = list(dict.fromkeys("type[nn.Module]" if isinstance(x, _Class) else type(x).__name__ for x in parsed if x is not None))
+    base = types[0] if len(types) == 1 else "float" if set(types) <= {"int", "float", "bool"} else "object"
+    if not types:
+        return "None"
+    return f"{base} | None" if any(x is None for x in parsed) else base
+
+
+def _snake(name: str) -> str:
+    return re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", name).lower()
 
 
 def _fresh(name: str, taken: list[str]) -> str:

@@ -66,7 +66,7 @@ class Line:
     slots: list[Slot]
     comment: int | None  # column of its comment
     head: bool = False  # opens a positional list: `self.conv = nn.Sequential(` or `super().__init__(`
-    item: bool = False  # one single-line element of such a list
+    item: int = 0  # in such a list: 1 the first line of an element, 2 a further line of it
 
 
 @dataclass
@@ -89,7 +89,7 @@ class Row:
     lines: list[Line | None]  # one per configuration; None where it has no such member
     branch: bool | None = None  # a forward row of the `if self.<flag>:` side (True) or its else
     head: bool = False
-    item: bool = False  # a list element: one only some configurations have is appended under `if`
+    item: int = 0  # a list element's line (1 its first): one only some configurations have is appended under `if`
 
 
 @dataclass
@@ -183,22 +183,35 @@ def _code(line: Line) -> str:
 
 
 def _mark_lists(lines: list[Line]) -> None:
-    """Positional lists whose elements are one line each (`nn.Sequential(` ... `)` in the
-    constructor): their elements may be present in only some configurations."""
+    """Positional lists in the constructor (`nn.Sequential(` ... `)`): their elements (a line
+    each, or a nested call over several) may be present in only some configurations."""
     for n, line in enumerate(lines):
         code = _code(line)
         if not (code == "        super().__init__(" or (code.startswith("        self.") and code.endswith(" = nn.Sequential("))):
             continue
+        elements: list[tuple[int, int]] = []
         end = n + 1
-        while end < len(lines) and _code(lines[end]).startswith("            ") and _code(lines[end]).endswith(","):
-            end += 1
-        if end == n + 1 or end >= len(lines) or _code(lines[end]) != "        )":
+        while end < len(lines) and _code(lines[end]) != "        )":
+            first = _code(lines[end])
+            if not first.startswith("            ") or first.startswith("             ") or lines[end].tag != line.tag:
+                break
+            stop = end + 1
+            if first.endswith("("):  # a nested call: its deeper lines, then `),` at the element's indent
+                while stop < len(lines) and _code(lines[stop]).startswith("             ") and lines[stop].tag == line.tag:
+                    stop += 1
+                if stop >= len(lines) or _code(lines[stop]) != "            )," or lines[stop].tag != line.tag:
+                    break
+                stop += 1
+            elif not first.endswith(","):
+                break
+            elements.append((end, stop))
+            end = stop
+        if not elements or end >= len(lines) or _code(lines[end]) != "        )":
             continue
-        if any(_code(l).startswith("             ") or lines[k].tag != line.tag for k, l in enumerate(lines[n + 1:end], n + 1)):
-            continue  # an element of several lines (a nested nn.Sequential): kept whole
         line.head = True
-        for item in lines[n + 1:end]:
-            item.item = True
+        for first, stop in elements:
+            for k in range(first, stop):
+                lines[k].item = 1 if k == first else 2
 
 
 def _module_class(tokens: list[tokenize.TokenInfo], i: int) -> type | None:
@@ -239,7 +252,7 @@ def merge(template: Template, config: Config) -> Template | None:
     mine = {r.tag[1] for r in template.rows if r.tag}
     theirs = config.units
     if template.flags is None:
-        out = _align(template.rows, n, config.lines, mine, theirs)
+        out = _align(template.rows, n, config.lines, mine, theirs, template.configs + [config])
         if out is not None:
             merged = Template(template.configs + [config], out)
             if _optional_ok(merged):
@@ -247,7 +260,7 @@ def merge(template: Template, config: Config) -> Template | None:
     t_at, c_at = _forward_at([r.key for r in template.rows]), _forward_at([l.key for l in config.lines])
     if t_at is None or c_at is None:
         return None
-    init = _align(template.rows[:t_at], n, config.lines[:c_at], mine, theirs)
+    init = _align(template.rows[:t_at], n, config.lines[:c_at], mine, theirs, template.configs + [config])
     if init is None:
         return None
     members = {r.tag[1] for r in init if r.tag and r.tag[0] == "init"}
@@ -265,7 +278,7 @@ def merge(template: Template, config: Config) -> Template | None:
     else:
         flags = template.flags
         side = [r for r in template.rows[t_at:] if r.branch is extra]
-        fitted = _align(side, n, fwd, mine, theirs)
+        fitted = _align(side, n, fwd, mine, theirs, template.configs + [config])
         if fitted is None:
             return None
         for r in fitted:
@@ -293,7 +306,8 @@ def _forward_only(tag: Tag, members: set[str]) -> bool:
     return tag is not None and tag[0] == "fwd" and tag[1] not in members
 
 
-def _align(rows: list[Row], n: int, new: list[Line], mine: set[str], theirs: set[str]) -> list[Row] | None:
+def _align(rows: list[Row], n: int, new: list[Line], mine: set[str], theirs: set[str],
+           configs: list[Config]) -> list[Row] | None:
     i, j = 0, 0
     out: list[Row] = []
     while i < len(rows) or j < len(new):
@@ -308,7 +322,7 @@ def _align(rows: list[Row], n: int, new: list[Line], mine: set[str], theirs: set
                     i_end += 1
                 while j_end < len(new) and new[j_end].item:
                     j_end += 1
-                out += _align_items(rows[i:i_end], n, new[j:j_end])
+                out += _align_items(rows[i:i_end], n, new[j:j_end], configs)
                 i, j = i_end, j_end
         elif row and row.tag and row.tag[1] not in theirs:
             out.append(Row(row.tag, row.key, row.lines + [None], row.branch, row.head, row.item))
@@ -321,26 +335,63 @@ def _align(rows: list[Row], n: int, new: list[Line], mine: set[str], theirs: set
     return out
 
 
-def _align_items(rows: list[Row], n: int, new: list[Line]) -> list[Row]:
-    """The elements of two positional lists, most of them paired (equal but for literal
-    values); among equally long pairings the earlier elements are the ones left unpaired
-    (MobileNet's optional 1×1 expansion comes before the depthwise conv it resembles)."""
-    same = [[r.key == l.key and r.tag == l.tag for l in new] for r in rows]
-    best = [[0] * (len(new) + 1) for _ in range(len(rows) + 1)]
-    for a in range(len(rows) - 1, -1, -1):
-        for b in range(len(new) - 1, -1, -1):
-            best[a][b] = max(best[a + 1][b], best[a][b + 1], best[a + 1][b + 1] + 1 if same[a][b] else 0)
+def _elements(items: list) -> list[list]:
+    """Rows (or lines) of a list grouped into its elements."""
+    out: list[list] = []
+    for item in items:
+        if item.item == 1 or not out:
+            out.append([item])
+        else:
+            out[-1].append(item)
+    return out
+
+
+def _roles(config: Config, text: str) -> set:
+    """What a literal is in its configuration: itself, the input's width, a block parameter."""
+    found: set = {text}
+    value = _value(text)
+    if type(value) is int and value == config.in_width:
+        found.add(("in_channels",))
+    found |= {("param", k) for k, v in config.params.items() if type(v) is type(value) and v == value}
+    return found
+
+
+def _agreement(rows: list[Row], lines: list[Line], configs: list[Config]) -> int:
+    """How many literals of a new element play the role they play in a template's element."""
+    score = 0
+    for row, line in zip(rows, lines):
+        c, old = next((c, l) for c, l in enumerate(row.lines) if l is not None)
+        for slot, theirs in zip(old.slots, line.slots):
+            score += bool(_roles(configs[c], slot.text) & _roles(configs[-1], theirs.text))
+    return score
+
+
+def _align_items(rows: list[Row], n: int, new: list[Line], configs: list[Config]) -> list[Row]:
+    """The elements of two positional lists, as many paired (equal but for literal values)
+    as can be, then those whose literals play the same roles (the input's width, a block
+    parameter: VGG's first conv reads the block's input, its second the block's width); among
+    pairings as good, the earlier elements are the ones left unpaired."""
+    mine, theirs = _elements(rows), _elements(new)
+    pair = [[(1, _agreement(e, f, configs)) if [(r.tag, r.key) for r in e] == [(l.tag, l.key) for l in f] else None
+             for f in theirs] for e in mine]
+    best = [[(0, 0)] * (len(theirs) + 1) for _ in range(len(mine) + 1)]
+    for a in range(len(mine) - 1, -1, -1):
+        for b in range(len(theirs) - 1, -1, -1):
+            options = [best[a + 1][b], best[a][b + 1]]
+            if pair[a][b] is not None:
+                options.append((best[a + 1][b + 1][0] + 1, best[a + 1][b + 1][1] + pair[a][b][1]))
+            best[a][b] = max(options)
     out: list[Row] = []
     a = b = 0
-    while a < len(rows) or b < len(new):
-        if b < len(new) and (a == len(rows) or best[a][b + 1] == best[a][b]):
-            out.append(Row(new[b].tag, new[b].key, [None] * n + [new[b]], item=True))
+    while a < len(mine) or b < len(theirs):
+        if b < len(theirs) and (a == len(mine) or best[a][b + 1] == best[a][b]):
+            out += [Row(l.tag, l.key, [None] * n + [l], item=l.item) for l in theirs[b]]
             b += 1
-        elif a < len(rows) and (b == len(new) or best[a + 1][b] == best[a][b]):
-            out.append(Row(rows[a].tag, rows[a].key, rows[a].lines + [None], rows[a].branch, item=True))
+        elif a < len(mine) and (b == len(theirs) or best[a + 1][b] == best[a][b]):
+            out += [Row(r.tag, r.key, r.lines + [None], r.branch, item=r.item) for r in mine[a]]
             a += 1
         else:
-            out.append(Row(rows[a].tag, rows[a].key, rows[a].lines + [new[b]], rows[a].branch, item=True))
+            out += [Row(r.tag, r.key, r.lines + [l], r.branch, item=r.item) for r, l in zip(mine[a], theirs[b])]
             a, b = a + 1, b + 1
     return out
 
@@ -520,7 +571,7 @@ def render(template: Template) -> Written:
                     text = text[:slot.start] + names[known] + text[slot.end:]
         if building is not None:
             if row.item:
-                building.append((index, text.strip().removesuffix(","), comment, class_parameter))
+                building.append((index, text, comment, class_parameter))
                 continue
             out += _build_list(head, building, template.rows, comment, condition)  # the closing `)`
             building = None
@@ -611,37 +662,65 @@ def _presence(row: Row) -> tuple[bool, ...]:
 
 
 def _single_run(rows: list[Row], index: int) -> bool:
-    """Whether the element at `index` is alone among its neighbours in which configurations have it."""
+    """Whether the one-line element at `index` is alone among its neighbours in which
+    configurations have it."""
+    if index + 1 < len(rows) and rows[index + 1].item == 2:
+        return False
     mine = _presence(rows[index])
     return all(not (0 <= k < len(rows) and rows[k].item and _presence(rows[k]) == mine) for k in (index - 1, index + 1))
 
 
-def _build_list(head: str, elements: list[tuple[int, str, str, str | None]], rows: list[Row], close_comment: str,
+def _shift(text: str, by: int) -> str:
+    return " " * by + text if by >= 0 else text[-by:]
+
+
+def _build_list(head: str, lines: list[tuple[int, str, str, str | None]], rows: list[Row], close_comment: str,
                 condition) -> list[str]:
     """torchvision's way to write a list some of whose layers only some configurations have:
     `layers = [...]`, `if <why>: layers.append(...)`, then `nn.Sequential(*layers)`."""
-    out: list[str] = []
-    runs: list[list[tuple[int, str, str, str | None]]] = []
+    elements: list[list[tuple[int, str, str, str | None]]] = []
+    for line in lines:
+        if rows[line[0]].item == 1 or not elements:
+            elements.append([line])
+        else:
+            elements[-1].append(line)
+    runs: list[list[list[tuple[int, str, str, str | None]]]] = []
     for element in elements:
-        if runs and _presence(rows[runs[-1][0][0]]) == _presence(rows[element[0]]):
+        if runs and _presence(rows[runs[-1][0][0][0]]) == _presence(rows[element[0][0]]):
             runs[-1].append(element)
         else:
             runs.append([element])
+
+    def listed(run: list, by: int) -> list[str]:  # the elements as written, `X,` each
+        return [_shift(text, by) + comment for element in run for _, text, comment, _ in element]
+
+    def appended(element: list, pad: str) -> list[str]:  # `layers.append(X)`
+        (_, first, comment, _) = element[0]
+        if len(element) == 1:
+            return [f"{pad}layers.append({first.strip().removesuffix(',')}){comment}"]
+        by = len(pad) - 12
+        middle = [_shift(text, by) + c for _, text, c, _ in element[1:-1]]
+        return [f"{pad}layers.append({first.strip()}{comment}"] + middle + [f"{pad})){element[-1][2]}"]
+
+    out: list[str] = []
     for n, run in enumerate(runs):
-        always = all(_presence(rows[run[0][0]]))
+        always = all(_presence(rows[run[0][0][0]]))
         pad = "        " if always else "            "
         if n == 0 and always:
-            out += ["        layers: list[nn.Module] = ["] + [f"            {code},{comment}" for _, code, comment, _ in run] + ["        ]"]
+            out += ["        layers: list[nn.Module] = ["] + listed(run, 0) + ["        ]"]
             continue
         if n == 0:
             out.append("        layers: list[nn.Module] = []")
         if not always:
-            out.append(f"        if {condition([rows[i] for i, *_ in run], _presence(rows[run[0][0]]), run[0][3] if len(run) == 1 else None)}:")
+            single = len(run) == 1 and len(run[0]) == 1
+            why = condition([rows[run[0][0][0]]], _presence(rows[run[0][0][0]]), run[0][0][3] if single else None)
+            out.append(f"        if {why}:")
         if len(run) == 1:
-            out.append(f"{pad}layers.append({run[0][1]}){run[0][2]}")
+            out += appended(run[0], pad)
         else:
-            out += [f"{pad}layers.extend(["] + [f"{pad}    {code},{comment}" for _, code, comment, _ in run] + [f"{pad}])"]
-    return out + [f"{head}*layers){close_comment}"]
+            out += [f"{pad}layers.extend(["] + listed(run, len(pad) - 8) + [f"{pad}])"]
+    shape = close_comment or elements[-1][-1][2]  # nn.Sequential's output: its last layer's
+    return out + [f"{head}*layers){shape}"]
 
 
 def _attribute(name: str, template: Template) -> str:

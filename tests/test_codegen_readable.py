@@ -417,6 +417,35 @@ STRUCTURES = {
               right: [{op: linear, out: 2}]
           - {op: linear, out: 1, name: out}
         """,
+    "list elements only some blocks have, in a member only some have": """\
+        name: optional_lists
+        input: [2, 6, 6]
+        blocks:
+          unit:
+            params: {out: int, act: {type: bool, default: false}}
+            layers:
+              - op: sequential
+                name: body
+                layers:
+                  - {op: conv2d, out: $out, kernel: 1, when: "out != block_in_channels"}
+                  - {op: conv2d, out: $out, kernel: 3, padding: 1}
+                  - {op: relu, when: act}
+              - op: sequential
+                name: side
+                from: input
+                when: "out != block_in_channels"
+                layers:
+                  - {op: conv2d, out: $out, kernel: 1}
+                  - {op: relu, when: act}
+              - {op: add, from: [body, side]}
+        layers:
+          - {op: unit, out: 3}
+          - {op: unit, out: 3, act: true}
+          - {op: unit, out: 4, act: true}
+          - {op: unit, out: 4}
+          - global_avgpool
+          - flatten
+        """,
 }
 
 

@@ -409,7 +409,12 @@ def _optional_ok(template: Template) -> bool:
     configurations (of one side of the flag) have splits them."""
     optional = _optional(template)
     flags = template.flags or [None] * len(template.configs)
+    head: Row | None = None
     for r in template.rows:
+        head = r if r.head else head if r.item else None
+        if r.item and (head is None or None in head.lines) and any(
+                line is None and (head is None or h is not None) for line, h in zip(r.lines, head.lines if head else r.lines)):
+            return False  # elements only some have, in a list only some have: not written that way
         if not r.item and (not r.tag or r.tag[1] not in optional) and any(
                 line is None and (r.branch is None or f is r.branch) for line, f in zip(r.lines, flags)):
             return False

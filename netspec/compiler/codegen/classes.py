@@ -15,9 +15,10 @@ A layer class is a value too (`nn.ReLU` in some, `nn.Hardswish` in others: torch
 Works on the source lines `source.py` wrote for each configuration, token by token, so it
 knows no op: two configurations merge when their token streams are equal except for number,
 True/False/None and layer-class tokens, and list elements. What still splits a kind into
-numbered classes (`YBlock2`): a different sequence of members, or forwards that differ in more
-than members' lines and one side's extra statements (RegNet's block adds `out + x` with a
-projection and `x + out` without). A constructor parameter is named after
+numbered classes (`Unit2`): a different sequence of members, or forwards that differ in more
+than members' lines and one side's extra statements (a projection computed before the branch
+it is added to renames the forward's values: `x = self.f(x); x = x + out` against
+`out = self.f(x); out = out + x`; RegNet's spec writes `f` first for that reason). A constructor parameter is named after
 the block's own parameter whose value it is in every configuration (`out`, `stride`), the
 input's width `in_channels`, else `<member>_<argument>` (`conv3_out_channels`); a value
 forward needs is kept on the instance (`self.branch1_out_channels`), as torchvision keeps
@@ -469,8 +470,7 @@ def render(template: Template) -> Written:
             if _identifier(key.lstrip("_")) and key.lstrip("_") not in names and all(
                     type(c.params.get(key)) is type(p) and c.params.get(key) == p
                     for c, v, p in zip(configs, vector, parsed) if v is not None):
-                name = source = key.lstrip("_")  # `_padding`: a block's derived value, a parameter here
-                source = key
+                name, source = key.lstrip("_"), key  # `_padding`: a block's derived value, a parameter here
                 break
         if not name and all(c.in_width == p and type(p) is int for c, v, p in zip(configs, vector, parsed) if v is not None):
             name = source = "in_channels"
@@ -743,11 +743,6 @@ def _first_use(lines: list[str], name: str) -> tuple[int, int]:
         if match and not line.lstrip().startswith("def "):
             return n, match.start()
     return len(lines), 0
-
-
-def _fill(vector: list[str | None], parsed: list[Any]) -> list[Any]:
-    it = iter(parsed)
-    return [next(it) if v is not None else None for v in vector]
 
 
 @dataclass(frozen=True)

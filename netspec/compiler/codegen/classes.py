@@ -539,7 +539,7 @@ def render(template: Template) -> Written:
     kept: dict[str, str] = {}  # parameter -> the attribute that keeps it for forward
     seen: set[str] = set()
     building: list[tuple[int, str, str, str | None]] | None = None  # a list's elements: (row, code, comment, class parameter)
-    head = ""
+    head, building_head = "", -1
     for index, row in enumerate(template.rows):
         if row.key[1:3] == ((tokenize.NAME, "def"), (tokenize.NAME, "forward")):
             seen.add("forward")

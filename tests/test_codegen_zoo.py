@@ -74,3 +74,19 @@ def test_lenet_init_is_the_specs_not_pytorchs(tmp_path: Path) -> None:
     torch.manual_seed(0)
     std = cls().get_submodule("7").weight.std().item()
     assert abs(std - (2 / 520) ** 0.5) < 0.003, std
+
+
+@pytest.mark.parametrize("path", ZOO, ids=[str(p.relative_to(SPECS)) for p in ZOO])
+def test_each_block_kind_is_one_class(path: Path, tmp_path: Path) -> None:
+    """issue 9 §8, as torchvision writes one `Bottleneck`: every instance of a block kind the
+    spec uses (the graph's scopes) is an instance of the same ejected class, whatever its
+    widths, strides, activation or optional layers."""
+    graph = netspec.build_graph(path)
+    cls = network_class(import_file(write(graph, tmp_path / "model.py")))
+    with torch.device("meta"):  # the structure, not the weights
+        ejected = cls()
+    classes: dict[str, set[str]] = {}
+    for scope_path, scope in graph.scopes.items():
+        if scope.is_block and scope_path:
+            classes.setdefault(scope.kind, set()).add(type(ejected.get_submodule(scope_path)).__name__)
+    assert {k: v for k, v in classes.items() if len(v) > 1} == {}

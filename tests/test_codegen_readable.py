@@ -513,20 +513,3 @@ def test_vgg_blocks_of_one_and_two_convs_are_one_class() -> None:
         assert [g[0].in_channels for g in groups] == [width] + [out] * (convs - 1)
         assert all(g[0].out_channels == out for g in groups)
         width = out
-
-
-def test_regnet_blocks_with_and_without_projection_are_one_class() -> None:
-    """torchvision's ResBottleneckBlock: `self.proj` is None unless the block widens or
-    strides (the first of each stage); the ejected YBlock is one class with that optional member."""
-    graph = netspec.build_graph(ROOT / "specs" / "imagenet" / "regnet_y_400mf.yaml")
-    source = to_source(graph)
-    assert source.count("class YBlock(") == 1 and "class YBlock2" not in source
-    assert "        if self.proj is not None:\n            x = self.proj(x)" in source
-    net = assert_equivalent(graph)
-    width = 32
-    for stage, (depth, out) in zip(net.trunk_output.children(), [(1, 48), (3, 104), (6, 208), (6, 440)], strict=True):
-        blocks = list(stage.children())
-        assert len(blocks) == depth and all(type(b).__name__ == "YBlock" for b in blocks)
-        assert [b.proj is not None for b in blocks] == [True] + [False] * (depth - 1)  # width_in != width_out or stride 2
-        assert blocks[0].proj[0].in_channels == width and blocks[0].proj[0].stride == (2, 2)
-        width = out

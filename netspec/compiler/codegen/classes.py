@@ -16,9 +16,9 @@ Works on the source lines `source.py` wrote for each configuration, token by tok
 knows no op: two configurations merge when their token streams are equal except for number,
 True/False/None and layer-class tokens, and list elements. What still splits a kind into
 numbered classes (`Unit2`): a different sequence of members, or forwards that differ in more
-than members' lines and one side's extra statements (a projection computed before the branch
-it is added to renames the forward's values: `x = self.f(x); x = x + out` against
-`out = self.f(x); out = out + x`; RegNet's spec writes `f` first for that reason). A constructor parameter is named after
+than members' lines and one side's extra statements (RegNet's projection, computed before the
+branch it is added to as torchvision computes it, renames the forward's values:
+`out = self.proj(x); x = self.f(x); out = out + x` against `out = self.f(x); x = x + out`). A constructor parameter is named after
 the block's own parameter whose value it is in every configuration (`out`, `stride`), the
 input's width `in_channels`, else `<member>_<argument>` (`conv3_out_channels`); a value
 forward needs is kept on the instance (`self.branch1_out_channels`), as torchvision keeps

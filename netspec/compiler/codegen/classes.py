@@ -556,13 +556,14 @@ def render(template: Template) -> Written:
         for k in reversed(range(len(source.slots))):
             slot = source.slots[k]
             vector = [line.slots[k].text if line is not None else None for line in row.lines]
-            if gated and None in vector and class_parameter is None and all(
-                    v.startswith("nn.") for v in vector if v is not None) and _single_run(template.rows, index) \
-                    and not _reasons(configs, _presence(row)):
-                vector = [v if v is not None else "None" for v in vector]  # the layer is left out where it is None
+            as_class = gated and None in vector and class_parameter is None and all(
+                v.startswith("nn.") for v in vector if v is not None) and _single_run(template.rows, index) \
+                and not _reasons(configs, _presence(row))
+            if as_class:  # the layer is left out where its class is None
+                vector = [v if v is not None else "None" for v in vector]
             if len({v for v in vector if v is not None}) > 1:
                 name = parameter(vector, unit, slot.arg)
-                if gated and vector[0] is not None and "None" in vector and all(v.startswith("nn.") or v == "None" for v in vector):
+                if as_class:
                     class_parameter = name
                 if row.tag is not None and row.tag[0] == "fwd" or "forward" in seen:  # forward reads it from self
                     name = kept.setdefault(name, _attribute(name, template))
@@ -606,7 +607,7 @@ def render(template: Template) -> Written:
     for k, vector in enumerate(values):  # values no line of a configuration needs: its block's, for the reader
         for c, v in enumerate(vector):
             if v is None:
-                given = configs[c].params.get(sources[k]) if sources[k] != "in_channels" else configs[c].in_width
+                given = _given(configs[c], sources[k])
                 vector[c] = repr(given) if type(given) in (int, float, bool) else next(x for x in vector if x is not None)
     # parameters were met right to left within a line: order them as they are read
     order = sorted(range(len(names)), key=lambda k: _first_use(out, names[k]))

@@ -195,7 +195,8 @@ def assert_comments_are_true(source: str, net: nn.Module, input_shape: tuple[int
 
 
 @pytest.mark.parametrize("name", ["lenet.yaml", "resnet18.yaml", "googlenet.yaml", "nin.yaml", "vgg11_small.yaml", "mlp_dropout.yaml",
-                                  "imagenet/mobilenet_v2.yaml", "imagenet/mobilenet_v3_large.yaml", "imagenet/efficientnet_b0.yaml"])
+                                  "imagenet/mobilenet_v2.yaml", "imagenet/mobilenet_v3_large.yaml", "imagenet/efficientnet_b0.yaml",
+                                  "imagenet/regnet_y_400mf.yaml"])
 def test_every_line_says_its_real_shape(name: str) -> None:
     graph = netspec.build_graph(ROOT / "specs" / name)
     source = to_source(graph)
@@ -513,3 +514,73 @@ def test_vgg_blocks_of_one_and_two_convs_are_one_class() -> None:
         assert [g[0].in_channels for g in groups] == [width] + [out] * (convs - 1)
         assert all(g[0].out_channels == out for g in groups)
         width = out
+
+
+def test_regnet_y_block_is_one_class_with_the_projection_computed_first() -> None:
+    """torchvision's ResBottleneckBlock: `proj` only where the width or stride changes (each
+    stage's first block), and forward computes `self.proj(x)` before `self.f(x)`; netspec's
+    block says the same, so the blocks with and without `proj` are one class whose forward
+    passes the input on where `proj` is None."""
+    graph = netspec.build_graph(ROOT / "specs" / "imagenet" / "regnet_y_400mf.yaml")
+    source = to_source(graph)
+    assert [n.name for n in ast.parse(source).body if isinstance(n, ast.ClassDef)].count("YBlock") == 1
+    assert "YBlock2" not in source
+    assert "        out = self.proj(x) if self.proj is not None else x" in source
+    net = assert_equivalent(graph)
+    stages = list(net.trunk_output.children())
+    # torchvision's BlockParams for regnet_y_400mf: stage widths and depths
+    assert [len(list(s.children())) for s in stages] == [1, 3, 6, 6]
+    width = 32
+    for stage, out in zip(stages, [48, 104, 208, 440], strict=True):
+        for index, block in enumerate(stage.children()):
+            assert type(block).__name__ == "YBlock"
+            assert (block.proj is not None) is (index == 0)  # width_in != width_out or stride != 1
+            assert block.f.a[0].in_channels == (width if index == 0 else out) and block.f.c[0].out_channels == out
+            calls: list[str] = []
+            hooks = [m.register_forward_pre_hook(lambda m, a, name=name: calls.append(name))
+                     for name, m in (("proj", block.proj), ("f", block.f)) if m is not None]
+            with torch.no_grad():
+                block.eval()(torch.zeros(1, width if index == 0 else out, 16, 16))
+            for hook in hooks:
+                hook.remove()
+            assert calls == (["proj", "f"] if index == 0 else ["f"])
+        width = out
+
+
+PROJECTION_FIRST = """\
+    name: s
+    input: [3, 8, 8]
+    blocks:
+      unit:
+        params: {out: int}
+        layers:
+          - {op: conv2d, name: proj, out: $out, kernel: 1, when: "block_in_channels != out"}
+          - op: sequential
+            name: body
+            from: input
+            layers:
+              - {op: conv2d, out: $out, kernel: 3, padding: 1}
+              - relu
+          - {op: add, name: add, from: [proj, body]}
+          - {op: relu, name: act}
+    layers:
+    {units}
+      - global_avgpool
+      - flatten
+    """
+
+
+@pytest.mark.parametrize("widths", [[3, 5, 5, 7], [5, 5, 7, 7], [3, 3, 5]],
+                         ids=["first without the projection", "first with it", "two without first"])
+def test_a_projection_computed_before_the_branch_is_one_class_either_way(widths: list[int]) -> None:
+    """Whichever instance comes first (the writer renames the forward of the instances without
+    the member to the names of those with it), one class, the same weights and outputs, and
+    every line's shape comment true."""
+    units = "\n".join(f"  - {{op: unit, out: {w}}}" for w in widths)
+    graph = netspec.build_graph(netspec.load("s.yaml", text=textwrap.dedent(PROJECTION_FIRST).replace("{units}", units)))
+    source = to_source(graph)
+    assert [n.name for n in ast.parse(source).body if isinstance(n, ast.ClassDef)] == ["Unit", "S"]
+    net = assert_equivalent(graph, seed=3)
+    assert_comments_are_true(source, net, graph.input_shape)
+    widths_in = [3] + widths[:-1]
+    assert [net[k].proj is not None for k in range(len(widths))] == [a != b for a, b in zip(widths_in, widths)]

@@ -76,17 +76,11 @@ def test_lenet_init_is_the_specs_not_pytorchs(tmp_path: Path) -> None:
     assert abs(std - (2 / 520) ** 0.5) < 0.003, std
 
 
-# Block kinds still written as two classes, and why (classes.py's docstring): RegNet's block
-# computes its projection before the branch it is added to, as torchvision's forward does
-# (tests/test_zoo.py checks that call order), which renames the forward's values.
-SPLIT_KINDS = {"regnet_y_400mf_imagenet": {"y_block"}}
-
-
 @pytest.mark.parametrize("path", ZOO, ids=[str(p.relative_to(SPECS)) for p in ZOO])
 def test_each_block_kind_is_one_class(path: Path, tmp_path: Path) -> None:
     """issue 9 §8, as torchvision writes one `Bottleneck`: every instance of a block kind the
     spec uses (the graph's scopes) is an instance of the same ejected class, whatever its
-    widths, strides, activation or optional layers — but for the kinds named above."""
+    widths, strides, activation or optional layers."""
     graph = netspec.build_graph(path)
     cls = network_class(import_file(write(graph, tmp_path / "model.py")))
     with torch.device("meta"):  # the structure, not the weights
@@ -95,4 +89,4 @@ def test_each_block_kind_is_one_class(path: Path, tmp_path: Path) -> None:
     for scope_path, scope in graph.scopes.items():
         if scope.is_block and scope_path:
             classes.setdefault(scope.kind, set()).add(type(ejected.get_submodule(scope_path)).__name__)
-    assert {k for k, v in classes.items() if len(v) > 1} == SPLIT_KINDS.get(graph.name, set())
+    assert {k for k, v in classes.items() if len(v) > 1} == set()

@@ -16,9 +16,12 @@ Works on the source lines `source.py` wrote for each configuration, token by tok
 knows no op: two configurations merge when their token streams are equal except for number,
 True/False/None and layer-class tokens, and list elements. What still splits a kind into
 numbered classes (`Unit2`): a different sequence of members, or forwards that differ in more
-than members' lines and one side's extra statements (RegNet's projection, computed before the
-branch it is added to as torchvision computes it, renames the forward's values:
-`out = self.proj(x); x = self.f(x); out = out + x` against `out = self.f(x); x = x + out`). A constructor parameter is named after
+than members' lines and one side's extra statements. Forwards that only name their values
+otherwise count as equal: RegNet's projection, computed before the branch it is added to as
+torchvision computes it, gives `out = self.proj(x); x = self.f(x); out = out + x` against
+`out = self.f(x); x = x + out`; the second is renamed as the first (data flow, the member
+passing its input on where it is absent), written `out = self.proj(x) if self.proj is not
+None else x`. A constructor parameter is named after
 the block's own parameter whose value it is in every configuration (`out`, `stride`), the
 input's width `in_channels`, else `<member>_<argument>` (`conv3_out_channels`); a value
 forward needs is kept on the instance (`self.branch1_out_channels`), as torchvision keeps
@@ -97,7 +100,6 @@ class Row:
 class Template:
     configs: list[Config]
     rows: list[Row]
-    keys: set[str] = field(default_factory=set)  # the distinct configurations' source text
     flags: list[bool] | None = None  # per configuration, whether its forward has the extra statements
 
 
@@ -248,7 +250,27 @@ def start(config: Config) -> Template:
 def merge(template: Template, config: Config) -> Template | None:
     """The template with one more configuration, or None when they differ in more than
     literal values, members only some of them have, and forward-only statements (a residual
-    add) only some of them have: those go under `if self.<flag>:` / `else:`."""
+    add) only some of them have: those go under `if self.<flag>:` / `else:`. Where a member
+    only some have computes a value of its own (RegNet's `out = self.proj(x)`, read by the
+    add), the others' forwards name their values otherwise; they are renamed as the ones
+    with the member name them, the member passing its input on where it is absent."""
+    merged = _merge(template, config)
+    if merged is not None:
+        return merged
+    for like in template.configs:  # the new configuration lacks the member
+        renamed = _renamed(config, like)
+        if renamed is not None and (merged := _merge(template, renamed)) is not None:
+            return merged
+    olds = [_renamed(old, config) for old in template.configs]  # the template's configurations lack it
+    if any(old is None for old in olds):
+        return None
+    rebuilt: Template | None = start(olds[0])
+    for old in olds[1:] + [config]:
+        rebuilt = _merge(rebuilt, old) if rebuilt is not None else None
+    return rebuilt
+
+
+def _merge(template: Template, config: Config) -> Template | None:
     n = len(template.configs)
     mine = {r.tag[1] for r in template.rows if r.tag}
     theirs = config.units
@@ -292,6 +314,120 @@ def merge(template: Template, config: Config) -> Template | None:
         return None
     merged = Template(template.configs + [config], rows, flags=flags + [extra])
     return merged if _optional_ok(merged) else None
+
+
+@dataclass
+class _Statement:
+    """A forward line as a step of data flow."""
+
+    line: int  # its index in the configuration's lines
+    target: str | None  # the name it assigns; None for `return`
+    reads: list[str]  # the names of the values it reads, in order
+    at: list[int]  # where in its key those names are, the target first
+
+
+def _program(config: Config) -> list[_Statement] | None:
+    """The forward's statements, or None where one is not `name = ...` or `return ...` on one line."""
+    at = _forward_at([line.key for line in config.lines])
+    if at is None:
+        return None
+    bound, out = {"x"}, []
+    for n in range(at, len(config.lines)):
+        key = config.lines[n].key
+        if key[1:2] == ((tokenize.NAME, "return"),):
+            target, first = None, 2
+        elif len(key) > 3 and key[1][0] == tokenize.NAME and key[2] == (tokenize.OP, "="):
+            target, first = key[1][1], 3
+        else:
+            return None
+        statement = _Statement(n, target, [], [1] if target else [])
+        for k in range(first, len(key)):
+            entry = key[k]
+            if (isinstance(entry, tuple) and entry[0] == tokenize.NAME and entry[1] in bound
+                    and key[k - 1] != (tokenize.OP, ".") and key[k + 1:k + 2] != ((tokenize.OP, "="),)):
+                statement.at.append(k)
+                statement.reads.append(entry[1])
+        bound |= {target} if target else set()
+        out.append(statement)
+    return out
+
+
+def _renamed(config: Config, like: Config) -> Config | None:
+    """`config` with its forward's values named as `like` names them, where the two compute
+    the same once each member `like` has and `config` lacks passes its one input on (`out = x`
+    for `out = self.proj(x)`); None where they compute otherwise."""
+    mine, theirs = _program(config), _program(like)
+    if mine is None or theirs is None:
+        return None
+    value: dict[str, tuple] = {"x": ("input",)}  # like's names -> what they hold
+    kept: list[tuple[_Statement, list[tuple]]] = []
+    for statement in theirs:
+        reads = [value[r] for r in statement.reads]
+        tag = like.lines[statement.line].tag
+        if tag is not None and tag[1] not in config.units:  # absent from config: its input passed on
+            if statement.target is None or len(reads) != 1:
+                return None
+            value[statement.target] = reads[0]
+            continue
+        if statement.target is not None:
+            value[statement.target] = ("line", len(kept))
+        kept.append((statement, reads))
+    if len(kept) != len(mine):
+        return None
+    own: dict[str, tuple] = {"x": ("input",)}
+    lines = list(config.lines)
+    for k, ((theirs_at, reads), statement) in enumerate(zip(kept, mine)):
+        a, b = like.lines[theirs_at.line], config.lines[statement.line]
+        if a.tag != b.tag or _masked(a.key, theirs_at.at) != _masked(b.key, statement.at):
+            return None
+        if [own[r] for r in statement.reads] != reads:
+            return None
+        if statement.target is not None:
+            own[statement.target] = ("line", k)
+        renamed = _rename(b, statement.at, ([theirs_at.target] if theirs_at.target else []) + theirs_at.reads)
+        if renamed is None:
+            return None
+        lines[statement.line] = renamed
+    return Config(lines, config.params, config.in_width)
+
+
+def _masked(key: tuple, at: list[int]) -> tuple:
+    return tuple("<name>" if k in at else entry for k, entry in enumerate(key))
+
+
+def _rename(line: Line, at: list[int], names: list[str]) -> Line | None:
+    """The line with the names at those places of its key replaced (its slots and comment moved)."""
+    try:
+        tokens = list(tokenize.generate_tokens(io.StringIO(line.text + "\n").readline))
+    except (tokenize.TokenError, SyntaxError):
+        return None
+    spans: list[tokenize.TokenInfo] = []  # per key entry after the indent
+    skip = 0
+    for i, tok in enumerate(tokens):
+        if tok.type in _SKIP:
+            continue
+        if skip:
+            skip -= 1
+            continue
+        skip = 2 if _module_class(tokens, i) is not None else 0
+        spans.append(tok)
+    if len(spans) != len(line.key) - 1:
+        return None
+    text, key = line.text, list(line.key)
+    slots = [Slot(s.start, s.end, s.text, s.arg) for s in line.slots]
+    comment = line.comment
+    for k, name in sorted(zip(at, names), reverse=True):
+        tok = spans[k - 1]
+        begin, end = tok.start[1], tok.end[1]
+        text = text[:begin] + name + text[end:]
+        key[k] = (tokenize.NAME, name)
+        delta = len(name) - (end - begin)
+        for slot in slots:
+            if slot.start >= end:
+                slot.start, slot.end = slot.start + delta, slot.end + delta
+        if comment is not None and comment >= end:
+            comment += delta
+    return Line(text, line.tag, tuple(key), slots, comment, line.head, line.item)
 
 
 def _forward_at(keys: list[tuple]) -> int | None:
@@ -597,10 +733,15 @@ def render(template: Template) -> Written:
         if unit in optional and row.tag[0] == "fwd" and any(
                 line is None for line, f in zip(row.lines, template.flags or [None] * len(configs))
                 if row.branch is None or f is row.branch):
-            if guarded != unit:
-                out.append(f"        {pad}if self.{unit} is not None:")
-            guarded = unit
-            text = "    " + text
+            passed = _passed_on(text, unit)
+            if passed is not None:  # a value of its own, the input where the member is absent
+                text += f" if self.{unit} is not None else {passed}"
+                guarded = None
+            else:
+                if guarded != unit:
+                    out.append(f"        {pad}if self.{unit} is not None:")
+                guarded = unit
+                text = "    " + text
         else:
             guarded = None
         out.append(text + comment)
@@ -620,6 +761,14 @@ def render(template: Template) -> Written:
     signature = ", ".join(["self"] + [f"{n}: {_annotation(values[p])}" for p, n in enumerate(names)])
     out = [f"    def __init__({signature}) -> None:" if line == "    def __init__(self) -> None:" else line for line in out]
     return Written(out, names, args, varying)
+
+
+def _passed_on(text: str, unit: str) -> str | None:
+    """In `out = self.proj(x)`, the `x` a configuration without the member has as `out`."""
+    match = re.fullmatch(r" *(\w+) = self\.(\w+)\((\w+)\)", text)
+    if match is None or match.group(2) != unit or match.group(1) == match.group(3):
+        return None
+    return match.group(3)
 
 
 def _given(config: Config, key: str) -> Any:
@@ -738,7 +887,7 @@ def _attribute(name: str, template: Template) -> str:
 
 
 def _first_use(lines: list[str], name: str) -> tuple[int, int]:
-    pattern = re.compile(rf"\b{re.escape(name)}\b")
+    pattern = re.compile(rf"(?<![.\w]){re.escape(name)}\b")  # not `self.<name>`
     for n, line in enumerate(lines):
         match = pattern.search(line.split("  #", 1)[0])
         if match and not line.lstrip().startswith("def "):

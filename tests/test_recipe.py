@@ -14,6 +14,7 @@ import torch
 import torch.nn.functional as F
 from safetensors.torch import load_file
 
+import netspec
 from netspec.api import compile as compile_spec
 from netspec.compiler.train_schema import TrainConfig, with_overrides
 from netspec.errors import SpecError, TrainingError
@@ -262,3 +263,61 @@ def test_sync_bn_on_cpu_is_refused_once_before_launching_processes(tmp_path, mon
     result = CliRunner().invoke(main, ["train", str(spec), "--sync-bn", "true", "--nproc-per-node", "2", "--device", "cpu", "-q"])
     assert result.exit_code == 2 and result.output.count("SyncBatchNorm runs on CUDA devices only") == 1, result.output
     assert not launched
+
+
+# --------------------------------------------------------------------------- bf16 on a CPU without it
+
+def _lstm_under_cpu_autocast() -> Exception | None:
+    lstm = torch.nn.LSTM(3, 4, batch_first=True)
+    try:
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            lstm(torch.randn(2, 5, 3))
+    except RuntimeError as exc:
+        return exc
+    return None
+
+
+def test_which_ops_need_a_native_bf16_cpu_is_what_torch_does_here():
+    """`OpDef.amp_cpu_native` (LSTM) against torch itself: under CPU bf16 autocast its LSTM
+    fails on a CPU without native bf16 and runs on one with it; GRU runs on both."""
+    from netspec.compiler import registry
+    from netspec.runtime.train.recipe import cpu_has_bf16
+
+    assert sorted(n for n, op in registry.ops().items() if op.amp_cpu_native) == ["lstm"]
+    assert (_lstm_under_cpu_autocast() is None) is cpu_has_bf16()
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        torch.nn.GRU(3, 4, batch_first=True)(torch.randn(2, 5, 3))
+
+
+LSTM_SPEC = """\
+name: tiny_lstm
+input: [6, 4]
+layers:
+  - {op: lstm, name: rnn, hidden: 5, output: last}
+  - {op: linear, out: 10}
+train: {dataset: fashion_mnist, epochs: 1}
+"""
+
+
+def test_bf16_on_a_cpu_without_it_is_refused_for_an_lstm_before_a_run_folder(tmp_path, monkeypatch):
+    """One line naming the layer, exit 2, no run folder (torch would fail at the first batch
+    with oneDNN's "could not create a primitive descriptor"); without --amp it is not refused."""
+    from click.testing import CliRunner
+
+    from netspec.cli import main
+    from netspec.runtime.train import recipe
+
+    monkeypatch.setattr(recipe, "cpu_has_bf16", lambda: False)
+    spec = tmp_path / "tiny_lstm.yaml"
+    spec.write_text(LSTM_SPEC)
+    out = tmp_path / "run"
+    result = CliRunner().invoke(main, ["train", str(spec), "--amp", "bf16", "--out", str(out), "--data-dir", str(tmp_path / "none")])
+    assert result.exit_code == 2, result.output
+    assert "layer 'rnn' (lstm)" in result.output and "native bf16" in result.output and "Traceback" not in result.output
+    assert len(result.output.strip().splitlines()) == 1
+    assert not out.exists()
+    graph = netspec.build_graph(netspec.load("s.yaml", text=LSTM_SPEC))
+    recipe.check_cpu_bf16(graph, None, torch.device("cpu"))  # no autocast: nothing to refuse
+    recipe.check_cpu_bf16(graph, "bf16", torch.device("cuda"))  # CUDA's bf16 LSTM is cuDNN's
+    monkeypatch.setattr(recipe, "cpu_has_bf16", lambda: True)
+    recipe.check_cpu_bf16(graph, "bf16", torch.device("cpu"))

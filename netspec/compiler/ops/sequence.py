@@ -574,6 +574,7 @@ for _kind in ("rnn", "gru", "lstm"):
             saved=_recurrent_saved(_kind),
             saved_amp=_recurrent_saved_amp(_kind),
             amp_low=True,  # its cells' matmuls
+            amp_cpu_native=_kind == "lstm",  # torch sends bf16 LSTM on CPU to oneDNN's kernel only
             # GRU's h' = (h - n)·z + n has its h₀'s dtype: zeros of the input's
             amp_out=(lambda k: lambda a: None if k == "gru" else 2)(_kind),
             examples=examples(

@@ -34,7 +34,7 @@ from netspec.runtime.train.evaluation import evaluate
 from netspec.runtime.run.options import RunOptions
 from netspec.runtime.train.prepare import Prepared, check_data_dir, load_test_split, prepare_data
 from netspec.runtime.train.progress import Progress
-from netspec.runtime.train.recipe import pick_amp
+from netspec.runtime.train.recipe import check_cpu_bf16, pick_amp
 from netspec.runtime.run.resume import check_resume, load_resume_state
 from netspec.runtime.run.run_dir import SPEC_FILE, RunDir, RunInterrupted, check_out_folder, writing
 from netspec.runtime.train.trainer import Trainer, check_batch_split, closed_form, fit
@@ -191,15 +191,16 @@ def precheck(
 
 
 
-def _setup(device: torch.device, cfg: TrainConfig, options: RunOptions) -> DeviceSetup:
+def _setup(device: torch.device, cfg: TrainConfig, options: RunOptions, graph: Graph) -> DeviceSetup:
     """Autocast and memory format: RunOptions (the Python API's) over the spec's `train:`."""
     amp = pick_amp(options.amp if options.amp is not None else cfg.amp, device)
+    check_cpu_bf16(graph, amp, device)
     channels_last = options.channels_last if options.channels_last is not None else cfg.channels_last
     return setup_device(device, amp, channels_last, options.deterministic)
 
 
 def _train(loaded: LoadedSpec, graph: Graph, cfg: TrainConfig, tree: dict[str, Any], ctx: dist.DistContext, device: torch.device, options: RunOptions, wall: float) -> TrainResult:
-    setup = _setup(device, cfg, options)
+    setup = _setup(device, cfg, options, graph)
     data = prepare_data(cfg, options.data_dir, input_shape=graph.input_shape, spec_dir=Path(loaded.path).parent)
     _check_output(graph, data, cfg)
     if cfg.solver == "closed_form" and options.kfold:
@@ -296,7 +297,7 @@ def evaluate_spec(
     if options.threads is not None:
         torch.set_num_threads(options.threads)
     loaded, graph, cfg, _ = resolve(spec, overrides)
-    setup = _setup(pick_device(options.device), cfg, options)
+    setup = _setup(pick_device(options.device), cfg, options, graph)
     data = prepare_data(cfg, options.data_dir, input_shape=graph.input_shape, spec_dir=Path(loaded.path).parent)
     _check_output(graph, data, cfg)
     model = compile_model(graph, seed=cfg.seed)

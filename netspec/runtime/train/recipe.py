@@ -7,7 +7,11 @@ from typing import Any
 import torch
 from torch import nn
 
-__all__ = ["cpu_has_bf16", "param_groups", "pick_amp", "tta_forward"]
+from netspec.compiler import registry
+from netspec.compiler.graph import Graph
+from netspec.errors import TrainingError
+
+__all__ = ["check_cpu_bf16", "cpu_has_bf16", "param_groups", "pick_amp", "tta_forward"]
 
 _NORMS = (nn.modules.batchnorm._NormBase, nn.LayerNorm, nn.GroupNorm, nn.LocalResponseNorm)
 
@@ -52,3 +56,17 @@ def pick_amp(amp: str | None, device: torch.device) -> str | None:
     if device.type == "cuda":
         return "bf16" if torch.cuda.is_bf16_supported() else None
     return "bf16" if cpu_has_bf16() else None
+
+
+def check_cpu_bf16(graph: Graph, amp: str | None, device: torch.device) -> None:
+    """Refuse bf16 autocast on a CPU without native bf16 for a network with a layer that torch
+    runs there only with oneDNN's bf16 kernel (LSTM), before a run folder is made: torch would
+    fail at the first batch."""
+    if amp != "bf16" or device.type != "cpu" or cpu_has_bf16():
+        return
+    for node in graph.ops():
+        op = registry.get(node.op)
+        if op is not None and op.amp_cpu_native:
+            raise TrainingError(
+                f"--amp bf16: layer {node.name!r} ({node.op}) runs under CPU bf16 autocast only on a CPU with native bf16 "
+                "(AVX512-BF16 or AMX), which this one lacks; train without --amp (--amp auto picks bf16 only where the CPU has it)")

@@ -55,14 +55,15 @@ FILENAME = HOSTILE.map(lambda s: s.replace("/", "\\").strip() or "x").filter(
 
 def _top_level_only_defines(tree: ast.Module) -> None:
     """Importing the module runs nothing but its docstring, `import torch`/`from torch import nn`
-    and class definitions whose bodies hold only a docstring and method definitions."""
+    (and `from collections import OrderedDict`, for named nn.Sequential) and class definitions
+    whose bodies hold only a docstring and method definitions."""
     body = tree.body
     assert isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant) and isinstance(body[0].value.value, str)
     for stmt in body[1:]:
         if isinstance(stmt, ast.Import):
             assert [a.name for a in stmt.names] == ["torch"]
         elif isinstance(stmt, ast.ImportFrom):
-            assert stmt.module == "torch" and [a.name for a in stmt.names] == ["nn"]
+            assert (stmt.module, [a.name for a in stmt.names]) in (("torch", ["nn"]), ("collections", ["OrderedDict"]))
         else:
             assert isinstance(stmt, ast.ClassDef), ast.dump(stmt)
             assert not stmt.decorator_list and all(isinstance(b, ast.Attribute) for b in stmt.bases)

@@ -64,11 +64,14 @@ def _comment_shape(lines: list[str], lineno: int) -> tuple[int, ...]:
 
 
 def _sequential_items(call: ast.Call, lines: list[str], path: tuple) -> list[tuple[list[tuple], tuple[int, ...]]]:
+    """nn.Sequential(a, b) (children 0, 1) or nn.Sequential(OrderedDict([("name", a), ...]))."""
     out = []
-    for i, arg in enumerate(call.args):
-        out.append(([path + (i,)], _comment_shape(lines, arg.end_lineno)))
+    named = len(call.args) == 1 and isinstance(call.args[0], ast.Call) and ast.unparse(call.args[0].func) == "OrderedDict"
+    items = [(e.elts[0].value, e.elts[1], e) for e in call.args[0].args[0].elts] if named else [(i, a, a) for i, a in enumerate(call.args)]
+    for key, arg, written in items:
+        out.append(([path + (key,)], _comment_shape(lines, written.end_lineno)))
         if isinstance(arg, ast.Call) and ast.unparse(arg.func) == "nn.Sequential":
-            out += _sequential_items(arg, lines, path + (i,))
+            out += _sequential_items(arg, lines, path + (key,))
     return out
 
 
@@ -523,10 +526,12 @@ def test_regnet_y_block_is_one_class_with_the_projection_computed_first() -> Non
     passes the input on where `proj` is None."""
     graph = netspec.build_graph(ROOT / "specs" / "imagenet" / "regnet_y_400mf.yaml")
     source = to_source(graph)
-    assert [n.name for n in ast.parse(source).body if isinstance(n, ast.ClassDef)].count("YBlock") == 1
-    assert "YBlock2" not in source
+    assert [n.name for n in ast.parse(source).body if isinstance(n, ast.ClassDef)] == ["ConvBnAct", "Se", "YBlock", "RegnetY400mfImagenet"]
     assert "        out = self.proj(x) if self.proj is not None else x" in source
     net = assert_equivalent(graph)
+    # torchvision's AnyStage: an nn.Sequential of blocks named block{stage}-{i}
+    assert isinstance(net.trunk_output, nn.Sequential) and isinstance(net.trunk_output.block2, nn.Sequential)
+    assert net.trunk_output.block2[1] is getattr(net.trunk_output.block2, "block2-1")
     stages = list(net.trunk_output.children())
     # torchvision's BlockParams for regnet_y_400mf: stage widths and depths
     assert [len(list(s.children())) for s in stages] == [1, 3, 6, 6]
@@ -584,3 +589,29 @@ def test_a_projection_computed_before_the_branch_is_one_class_either_way(widths:
     assert_comments_are_true(source, net, graph.input_shape)
     widths_in = [3] + widths[:-1]
     assert [net[k].proj is not None for k in range(len(widths))] == [a != b for a, b in zip(widths_in, widths)]
+
+
+def test_named_chains_are_named_nn_sequentials_as_in_torchvision() -> None:
+    """torchvision's DenseNet `features` and ViT's `encoder.layers` / `heads` are nn.Sequential
+    of named children (OrderedDict); the ejected source writes them so, with no class of their
+    own, and indexing reaches the same modules as the names."""
+    graph = netspec.build_graph(ROOT / "specs" / "imagenet" / "densenet121.yaml")
+    source = to_source(graph)
+    assert source.count("\nfrom collections import OrderedDict\n") == 1
+    assert [n.name for n in ast.parse(source).body if isinstance(n, ast.ClassDef)] == ["DenseLayer", "TorchvisionTransition", "Densenet121Imagenet"]
+    net = assert_equivalent(graph)
+    assert isinstance(net.features, nn.Sequential)
+    assert [name for name, _ in net.features.named_children()] == [  # torchvision's densenet.py
+        "conv0", "norm0", "relu0", "pool0", "denseblock1", "transition1", "denseblock2", "transition2",
+        "denseblock3", "transition3", "denseblock4", "norm5"]
+    for k, layers in enumerate((6, 12, 24, 16), start=1):  # densenet121's block_config
+        block = getattr(net.features, f"denseblock{k}")
+        assert isinstance(block, nn.Sequential)
+        assert [name for name, _ in block.named_children()] == [f"denselayer{i}" for i in range(1, layers + 1)]
+        assert block[0] is block.denselayer1
+    graph = netspec.build_graph(ROOT / "specs" / "imagenet" / "vit_b_16.yaml")
+    with torch.device("meta"):
+        net = network_class(load_source(to_source(graph)))()
+    assert isinstance(net.encoder.layers, nn.Sequential) and isinstance(net.heads, nn.Sequential)
+    assert [name for name, _ in net.encoder.layers.named_children()] == [f"encoder_layer_{i}" for i in range(12)]
+    assert net.heads[0] is net.heads.head and net.heads.head.out_features == 1000

@@ -278,6 +278,7 @@ class Container:
     inputs: list[str] = field(default_factory=list)  # values used from outside
     outputs: list[str] = field(default_factory=list)  # values used outside (or the network's output)
     kind: str = ""  # "sequential" (nn.Sequential), "class" or "holder" (a plain nn.Module, no forward)
+    named: bool = False  # a sequential whose children have names, not positions: nn.Sequential(OrderedDict(...))
     own_class: bool = False  # written as a class of its own (blocks, the network, non-chain groups)
 
 
@@ -329,7 +330,12 @@ class _Writer:
         if not self._is_unit(box) and box.path:
             box.kind = "holder"
             return
-        chain = [e.rsplit(".", 1)[-1] for e in box.entries] == [str(i) for i in range(len(box.entries))]
+        scope = self.graph.scopes.get(box.path)
+        is_block = scope is not None and scope.is_block
+        positional = [e.rsplit(".", 1)[-1] for e in box.entries] == [str(i) for i in range(len(box.entries))]
+        # a chain of named children (RegNet's stages, DenseNet's features) is an nn.Sequential
+        # with names, as torchvision writes them; a block or the network stays a class
+        chain = positional or (bool(box.path) and not is_block)
         previous = box.inputs[0] if box.inputs else INPUT
         for entry in box.entries if chain else ():
             if entry in self.nodes:
@@ -341,9 +347,8 @@ class _Writer:
                 break
             previous = self._entry_output(entry)
         chain = chain and previous == (box.outputs[0] if box.outputs else self.graph.output)
-        scope = self.graph.scopes.get(box.path)
-        is_block = scope is not None and scope.is_block
         box.kind = "sequential" if chain and box.entries else "class"
+        box.named = box.kind == "sequential" and not positional
         box.own_class = box.kind == "class" or is_block or not box.path
 
     def _built(self, name: str) -> Any:
@@ -359,14 +364,16 @@ class _Writer:
         box = self.containers[path]
         if box.own_class:
             return [self.instance[path]]
-        lines = ["nn.Sequential("]
+        lines = ["nn.Sequential(OrderedDict([" if box.named else "nn.Sequential("]
         for entry in box.entries:
             sub = self.expression(entry, indent + "    ")
-            lines.append(f"{indent}    {sub[0]}" + ("" if len(sub) > 1 else f",{_comment(self.shapes[self._entry_output(entry)])}"))
+            opened, closed = (f"({literal(entry.rsplit('.', 1)[-1])}, ", ")") if box.named else ("", "")
+            comment = _comment(self.shapes[self._entry_output(entry)])
+            lines.append(f"{indent}    {opened}{sub[0]}" + ("" if len(sub) > 1 else f"{closed},{comment}"))
             lines += sub[1:-1]
             if len(sub) > 1:
-                lines.append(f"{sub[-1]},{_comment(self.shapes[self._entry_output(entry)])}")
-        lines.append(f"{indent})")
+                lines.append(f"{sub[-1]}{closed},{comment}")
+        lines.append(f"{indent}]))" if box.named else f"{indent})")
         return lines
 
     def access(self, base: str, relative: str, parent_path: str) -> str:
@@ -713,5 +720,6 @@ def to_source(graph: Graph, title: str = "") -> str:
         f"Input: {shape} per example; output: {'×'.join(map(str, graph.output_shape))}; {graph.total_params:,} parameters.\n"
         f"Construct it after torch.manual_seed(s) for the weights netspec.compile(spec, seed=s) gives."
     )
-    head = f"{docstring(about)}\nimport torch\nfrom torch import nn\n"
+    ordered = "from collections import OrderedDict\n\n" if any(b.named for b in writer.containers.values()) else ""
+    head = f"{docstring(about)}\n{ordered}import torch\nfrom torch import nn\n"
     return head + "".join(f"\n\n{cls}" for cls in writer.class_source)

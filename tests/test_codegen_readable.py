@@ -610,8 +610,35 @@ def test_named_chains_are_named_nn_sequentials_as_in_torchvision() -> None:
         assert [name for name, _ in block.named_children()] == [f"denselayer{i}" for i in range(1, layers + 1)]
         assert block[0] is block.denselayer1
     graph = netspec.build_graph(ROOT / "specs" / "imagenet" / "vit_b_16.yaml")
+    source = to_source(graph)
+    assert [n.name for n in ast.parse(source).body if isinstance(n, ast.ClassDef)] == ["EncoderBlock", "Encoder", "VitB16Imagenet"]
     with torch.device("meta"):
-        net = network_class(load_source(to_source(graph)))()
+        net = network_class(load_source(source))()
     assert isinstance(net.encoder.layers, nn.Sequential) and isinstance(net.heads, nn.Sequential)
     assert [name for name, _ in net.encoder.layers.named_children()] == [f"encoder_layer_{i}" for i in range(12)]
     assert net.heads[0] is net.heads.head and net.heads.head.out_features == 1000
+
+
+def test_a_group_or_network_named_like_an_import_does_not_shadow_it() -> None:
+    """A group is a class named after itself (`encoder`: `Encoder`); one named `ordered_dict`
+    and a network named so do not hide the OrderedDict a named nn.Sequential needs."""
+    text = textwrap.dedent("""\
+        name: ordered_dict
+        input: [3, 6, 6]
+        layers:
+          - op: sequential
+            name: ordered_dict
+            layers:
+              - {op: conv2d, out: 3, kernel: 3, padding: 1}
+              - {op: add, from: [0, input]}
+          - op: sequential
+            name: named
+            layers:
+              - {op: conv2d, name: first, out: 2, kernel: 1}
+              - {op: relu, name: act}
+        """)
+    graph = netspec.build_graph(netspec.load("s.yaml", text=text))
+    source = to_source(graph)
+    assert "from collections import OrderedDict" in source
+    assert "class OrderedDict(" not in source and "class OrderedDictNet(" in source
+    assert_equivalent(graph)

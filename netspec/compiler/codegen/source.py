@@ -309,9 +309,11 @@ class _Writer:
         self.signatures: dict[str, list[str]] = {}  # class name -> its constructor's parameters
         self.forced: dict[tuple[str, str, type], set[str]] = {}  # (class name, path in block, layer type) -> keywords
         self.owner: tuple[str, str] | None = None  # (class name, path) of the block being written
-        self.used_names: set[str] = {"nn", "torch"}
+        self.used_names: set[str] = {"nn", "torch", "OrderedDict"}  # what the module imports
         self.shapes = {n.name: n.shape for n in graph.nodes()}
         self.root_name = class_name(graph.name)
+        if self.root_name in self.used_names:  # a network named `ordered_dict`
+            self.root_name += "Net"
         self.used_names.add(self.root_name)
         for path in sorted(self.containers, key=lambda p: -p.count(".") if p else 1):
             self._classify(self.containers[path])
@@ -551,7 +553,10 @@ class _Writer:
     def _name(self, box: Container) -> str:
         scope = self.graph.scopes.get(box.path)
         kind = scope.kind if scope is not None else "branch"
-        return {"sequential": "Group", "repeat": "Repeat"}.get(kind, class_name(kind))
+        if kind not in ("sequential", "repeat"):
+            return class_name(kind)
+        own = box.path.rsplit(".", 1)[-1]  # a group is named after its own name (ViT's `encoder`: `Encoder`)
+        return class_name(own) if re.fullmatch(r"[A-Za-z][A-Za-z0-9_]*", own) else {"sequential": "Group", "repeat": "Repeat"}[kind]
 
     def _doc(self, boxes: list[Container]) -> str:
         """`residual(out=64, stride=1, ...)`: the block's parameters, by name only where its

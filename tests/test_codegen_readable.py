@@ -642,3 +642,91 @@ def test_a_group_or_network_named_like_an_import_does_not_shadow_it() -> None:
     assert "from collections import OrderedDict" in source
     assert "class OrderedDict(" not in source and "class OrderedDictNet(" in source
     assert_equivalent(graph)
+
+
+# Blocks whose members only some instances have, in every order of three instances: the
+# writer's renaming (a member absent passes its input on) must only merge forwards that
+# compute the same (review of the RegNet change: two optional members writing one name, a
+# member that is not `out = self.m(x)`).
+OPTIONAL_FLOWS = {
+    "projection, add optional": """
+      - {op: conv2d, name: proj, out: 3, kernel: 1, when: p}
+      - {op: conv2d, name: f, from: input, out: 3, kernel: 1}
+      - {op: add, name: add, from: [proj, f], when: q}
+      - {op: relu, name: act}""",
+    "projection and a second branch": """
+      - {op: conv2d, name: proj, out: 3, kernel: 1, when: p}
+      - {op: conv2d, name: g, from: input, out: 3, kernel: 1, when: q}
+      - {op: conv2d, name: f, from: input, out: 3, kernel: 1}
+      - {op: add, name: add, from: [proj, g, f]}""",
+    "two optional members writing one name": """
+      - {op: conv2d, name: proj, out: 3, kernel: 1, when: p}
+      - {op: relu, name: r, when: q}
+      - {op: conv2d, name: f, from: input, out: 3, kernel: 1}
+      - {op: add, name: add, from: [r, f]}""",
+    "an optional member reading an optional one": """
+      - {op: conv2d, name: proj, out: 3, kernel: 1, when: p}
+      - {op: conv2d, name: f, from: input, out: 3, kernel: 1}
+      - {op: conv2d, name: h, from: proj, out: 3, kernel: 1, when: q}
+      - {op: add, name: add, from: [h, f]}""",
+    "a second optional add": """
+      - {op: conv2d, name: proj, out: 3, kernel: 1, when: p}
+      - {op: conv2d, name: f, from: input, out: 3, kernel: 1}
+      - {op: add, name: add, from: [proj, f]}
+      - {op: add, name: add2, from: [add, input], when: q}""",
+    "an optional member that is not a call": """
+      - {op: layer_scale, name: ls, when: p}
+      - {op: conv2d, name: f, from: input, out: 3, kernel: 1, when: q}
+      - {op: add, name: add, from: [ls, f]}""",
+}
+
+
+@pytest.mark.parametrize("name", OPTIONAL_FLOWS)
+def test_optional_members_in_every_order_eject_exactly(name: str) -> None:
+    import itertools
+
+    built = 0
+    for order in itertools.permutations([(True, True), (True, False), (False, True), (False, False)], 3):
+        units = "\n".join(f"  - {{op: unit, p: {str(p).lower()}, q: {str(q).lower()}}}" for p, q in order)
+        text = f"name: s\ninput: [3, 8, 8]\nblocks:\n  unit:\n    params: {{p: bool, q: bool}}\n    layers:{OPTIONAL_FLOWS[name]}\nlayers:\n{units}\n"
+        try:
+            graph = netspec.build_graph(netspec.load("s.yaml", text=text))
+        except SpecError:
+            continue  # an instance leaving a layer unused (the add off, the projection on)
+        built += 1
+        source = to_source(graph)
+        net = assert_equivalent(graph, seed=5)
+        assert_comments_are_true(source, net, graph.input_shape)
+    assert built >= 6
+
+
+def test_a_named_chain_with_a_child_called_like_a_sequential_method_stays_a_class() -> None:
+    text = "name: s\ninput: [3, 6, 6]\nlayers:\n  - {op: sequential, name: g, layers: [{op: conv2d, name: pop, out: 4, kernel: 1}, {op: relu, name: append}]}\n"
+    graph = netspec.build_graph(netspec.load("s.yaml", text=text))
+    net = assert_equivalent(graph)
+    assert not isinstance(net.g, nn.Sequential) and isinstance(net.g.pop, nn.Conv2d)
+
+
+def test_a_group_named_as_a_block_kind_keeps_its_own_class() -> None:
+    text = textwrap.dedent("""\
+        name: s
+        input: [3, 6, 6]
+        blocks:
+          body:
+            params: {out: int}
+            layers:
+              - {op: conv2d, name: conv, out: $out, kernel: 1}
+              - {op: add, from: [conv, input]}
+        layers:
+          - {op: body, out: 3}
+          - op: sequential
+            name: body
+            layers:
+              - {op: conv2d, name: conv, out: 3, kernel: 1}
+              - {op: add, from: [conv, input]}
+        """)
+    graph = netspec.build_graph(netspec.load("s.yaml", text=text))
+    net = assert_equivalent(graph)
+    block, group = getattr(net, "0"), net.body
+    assert type(block) is not type(group) and type(group).__doc__ is None  # no "body(out=3)" on the group
+    assert type(block).__doc__.startswith("body(")

@@ -51,11 +51,11 @@ def measured_saved_bytes(model: torch.nn.Module, x: torch.Tensor, amp: str | Non
 
 def skip_where_torch_cannot_run(graph, amp: str | None) -> None:
     """torch runs LSTM under CPU bf16 autocast only with oneDNN's bf16 kernel, on a CPU with
-    native bf16 (`OpDef.amp_cpu_native`; tests/test_recipe.py checks that against torch)."""
+    AVX-512 (`OpDef.amp_cpu_native`; tests/test_recipe.py checks that against torch)."""
     if amp == "bf16" and not cpu_has_bf16():
         native = [n.name for n in graph.ops() if registry.get(n.op) is not None and registry.get(n.op).amp_cpu_native]
         if native:
-            pytest.skip(f"this CPU has no native bf16 (AVX512-BF16 or AMX): torch cannot run {native[0]!r} under CPU bf16 autocast")
+            pytest.skip(f"this CPU has no AVX-512, so no oneDNN bf16 kernels: torch cannot run {native[0]!r} under CPU bf16 autocast")
 
 
 def _check(spec: Path, amp: str | None, tolerance: float = 0.10) -> None:

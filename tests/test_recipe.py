@@ -279,7 +279,8 @@ def _lstm_under_cpu_autocast() -> Exception | None:
 
 def test_which_ops_need_a_native_bf16_cpu_is_what_torch_does_here():
     """`OpDef.amp_cpu_native` (LSTM) against torch itself: under CPU bf16 autocast its LSTM
-    fails on a CPU without native bf16 and runs on one with it; GRU runs on both."""
+    fails on a CPU without oneDNN's bf16 kernels (no AVX-512) and runs on one with them; GRU
+    runs on both."""
     from netspec.compiler import registry
     from netspec.runtime.train.recipe import cpu_has_bf16
 
@@ -313,7 +314,7 @@ def test_bf16_on_a_cpu_without_it_is_refused_for_an_lstm_before_a_run_folder(tmp
     out = tmp_path / "run"
     result = CliRunner().invoke(main, ["train", str(spec), "--amp", "bf16", "--out", str(out), "--data-dir", str(tmp_path / "none")])
     assert result.exit_code == 2, result.output
-    assert "layer 'rnn' (lstm)" in result.output and "native bf16" in result.output and "Traceback" not in result.output
+    assert "layer 'rnn' (lstm)" in result.output and "AVX-512" in result.output and "Traceback" not in result.output
     assert len(result.output.strip().splitlines()) == 1
     assert not out.exists()
     graph = netspec.build_graph(netspec.load("s.yaml", text=LSTM_SPEC))
@@ -321,3 +322,15 @@ def test_bf16_on_a_cpu_without_it_is_refused_for_an_lstm_before_a_run_folder(tmp
     recipe.check_cpu_bf16(graph, "bf16", torch.device("cuda"))  # CUDA's bf16 LSTM is cuDNN's
     monkeypatch.setattr(recipe, "cpu_has_bf16", lambda: True)
     recipe.check_cpu_bf16(graph, "bf16", torch.device("cpu"))
+
+
+def test_bf16_for_an_lstm_on_such_a_cpu_is_refused_once_before_launching_processes(tmp_path, monkeypatch):
+    """torchrun's launcher (`--nproc-per-node`) checks it before starting the processes."""
+    from netspec.runtime.train import entry, recipe
+
+    monkeypatch.setattr(recipe, "cpu_has_bf16", lambda: False)
+    spec = tmp_path / "tiny_lstm.yaml"
+    spec.write_text(LSTM_SPEC)
+    with pytest.raises(TrainingError, match="layer 'rnn' \\(lstm\\)"):
+        entry.precheck(str(spec), {}, RunOptions(amp="bf16", device="cpu"), 2)
+    entry.precheck(str(spec), {}, RunOptions(device="cpu"), 2)  # without autocast: nothing to refuse

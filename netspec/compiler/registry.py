@@ -136,8 +136,8 @@ class OpDef:
     # it computes in bf16, and a float32 input it saves is its own bf16 copy.
     amp_low: bool = False
     # Under CPU bf16 autocast torch runs it only with oneDNN's bf16 kernel, which needs a CPU
-    # with native bf16 (AVX512-BF16 or AMX); elsewhere it fails (LSTM: "could not create a
-    # primitive descriptor"), so training refuses it there (runtime/train/recipe.py).
+    # with AVX-512; elsewhere it fails (LSTM: "could not create a primitive descriptor"), so
+    # training refuses it there (runtime/train/recipe.py).
     amp_cpu_native: bool = False
     # Bytes per element of its output under bf16 autocast: 2 for most `amp_low` ops, 4 for ops
     # that mix in a float32 parameter (embedding); None: its inputs' (type promotion).

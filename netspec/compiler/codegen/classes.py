@@ -21,9 +21,10 @@ otherwise count as equal: RegNet's projection, computed before the branch it is 
 torchvision computes it, gives `out = self.proj(x); x = self.f(x); out = out + x` against
 `out = self.f(x); x = x + out`; the second is renamed as the first (data flow, the member
 passing its input on where it is absent), written `out = self.proj(x) if self.proj is not
-None else x`. A constructor parameter is named after
-the block's own parameter whose value it is in every configuration (`out`, `stride`), the
-input's width `in_channels`, else `<member>_<argument>` (`conv3_out_channels`); a value
+None else x`; every configuration without the member must then be one that reads its input.
+A constructor parameter is named after the block's own parameter whose value it is in every
+configuration (`out`, `stride`), the input's width `in_channels`, else `<member>_<argument>`
+(`conv3_out_channels`); a value
 forward needs is kept on the instance (`self.branch1_out_channels`), as torchvision keeps
 `self.stride`. Instances keep their exact statements (same order, same values), so
 registration order and the random numbers drawn stay those of `netspec.compile`. Every value
@@ -80,6 +81,9 @@ class Config:
     lines: list[Line]
     params: dict[str, Any]  # the block's own parameters (`out=128, stride=2`)
     in_width: int | None  # the first dimension of its input: `in_channels`
+    # members it lacks whose value it reads as their input's (renamed as a configuration with
+    # them names its values: `out = x` for `out = self.proj(x)`)
+    passed: frozenset[str] = frozenset()
 
     @property
     def units(self) -> set[str]:
@@ -266,7 +270,9 @@ def merge(template: Template, config: Config) -> Template | None:
         return None
     rebuilt: Template | None = start(olds[0])
     for old in olds[1:] + [config]:
-        rebuilt = _merge(rebuilt, old) if rebuilt is not None else None
+        rebuilt = _merge(rebuilt, old)
+        if rebuilt is None:
+            return None
     return rebuilt
 
 
@@ -361,12 +367,17 @@ def _renamed(config: Config, like: Config) -> Config | None:
         return None
     value: dict[str, tuple] = {"x": ("input",)}  # like's names -> what they hold
     kept: list[tuple[_Statement, list[tuple]]] = []
+    passed: set[str] = set()
     for statement in theirs:
         reads = [value[r] for r in statement.reads]
         tag = like.lines[statement.line].tag
         if tag is not None and tag[1] not in config.units:  # absent from config: its input passed on
             if statement.target is None or len(reads) != 1:
                 return None
+            if statement.target != statement.reads[0]:  # `out = self.proj(x)`: written `... else x`
+                if _passed_on(_code(like.lines[statement.line]), tag[1]) is None:
+                    return None
+                passed.add(tag[1])
             value[statement.target] = reads[0]
             continue
         if statement.target is not None:
@@ -388,7 +399,7 @@ def _renamed(config: Config, like: Config) -> Config | None:
         if renamed is None:
             return None
         lines[statement.line] = renamed
-    return Config(lines, config.params, config.in_width)
+    return Config(lines, config.params, config.in_width, frozenset(passed))
 
 
 def _masked(key: tuple, at: list[int]) -> tuple:
@@ -546,6 +557,9 @@ def _optional_ok(template: Template) -> bool:
     configurations (of one side of the flag) have splits them."""
     optional = _optional(template)
     flags = template.flags or [None] * len(template.configs)
+    for unit in set().union(*(c.passed for c in template.configs)):  # one way to be without it
+        if any(unit not in c.units and unit not in c.passed for c in template.configs):
+            return False
     head: Row | None = None
     for r in template.rows:
         head = r if r.head else head if r.item else None
@@ -733,7 +747,7 @@ def render(template: Template) -> Written:
         if unit in optional and row.tag[0] == "fwd" and any(
                 line is None for line, f in zip(row.lines, template.flags or [None] * len(configs))
                 if row.branch is None or f is row.branch):
-            passed = _passed_on(text, unit)
+            passed = _passed_on(text, unit) if any(unit in c.passed for c in configs) else None
             if passed is not None:  # a value of its own, the input where the member is absent
                 text += f" if self.{unit} is not None else {passed}"
                 guarded = None

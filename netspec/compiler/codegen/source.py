@@ -268,6 +268,9 @@ def _module_output_shape(recipe: Recipe, in_shapes: list[Any]) -> tuple[int, ...
 
 # --------------------------------------------------------------------------- the module tree
 
+_SEQUENTIAL = nn.Sequential()  # what a child of a named nn.Sequential may not be called
+
+
 @dataclass
 class Container:
     """A dotted prefix of module names: the root, a block, a group or a branch."""
@@ -334,10 +337,12 @@ class _Writer:
             return
         scope = self.graph.scopes.get(box.path)
         is_block = scope is not None and scope.is_block
-        positional = [e.rsplit(".", 1)[-1] for e in box.entries] == [str(i) for i in range(len(box.entries))]
+        names = [e.rsplit(".", 1)[-1] for e in box.entries]
+        positional = names == [str(i) for i in range(len(box.entries))]
         # a chain of named children (RegNet's stages, DenseNet's features) is an nn.Sequential
-        # with names, as torchvision writes them; a block or the network stays a class
-        chain = positional or (bool(box.path) and not is_block)
+        # with names, as torchvision writes them; a block, the network, and a chain with a
+        # child named as nn.Sequential's own attributes (`pop`, `append`) stay classes
+        chain = positional or (bool(box.path) and not is_block and not any(hasattr(_SEQUENTIAL, n) for n in names))
         previous = box.inputs[0] if box.inputs else INPUT
         for entry in box.entries if chain else ():
             if entry in self.nodes:
@@ -609,7 +614,7 @@ class _Writer:
             if parent is not None:
                 height[parent] = max(height[parent], height[box.path] + 1)
         for level in sorted(set(height.values())):
-            groups: dict[tuple[str, str], list] = {}
+            groups: dict[tuple[str, str, str], list] = {}
             for box in (b for b in boxes if height[b.path] == level):
                 base, lines, tags = self._body(box)
                 scope = self.graph.scopes.get(box.path)
@@ -617,8 +622,9 @@ class _Writer:
                 shape = self.shapes[box.inputs[0]] if box.inputs else self.graph.input_shape
                 width = int(shape[0]) if shape is not None and len(shape) else None
                 config = classes.parse(lines, tags, params, width, self.signatures)
-                groups.setdefault((self._name(box), base), []).append((box, config, "\n".join(lines)))
-            for (name, base), members in groups.items():
+                kind = scope.kind if scope is not None else ""  # a group named `body` is not block kind `body`
+                groups.setdefault((self._name(box), base, kind), []).append((box, config, "\n".join(lines)))
+            for (name, base, _), members in groups.items():
                 # each cluster: its template, its (container, source) pairs, source -> configuration
                 clusters: list[tuple[classes.Template, list[tuple[Container, str]], dict[str, int]]] = []
                 for box, config, key in members:

@@ -181,10 +181,13 @@ def precheck(
         spec = Path(options.resume) / SPEC_FILE
     if spec is None:
         raise TrainingError("give a spec, or --resume RUN_DIR")
-    _, _, cfg, _ = resolve(spec, overrides)
+    _, graph, cfg, _ = resolve(spec, overrides)
     check_batch_split(cfg, world_size)
     if cfg.sync_bn and world_size > 1 and pick_device(options.device).type != "cuda":
         dist.sync_batchnorm(None, torch.device("cpu"))  # refuses, naming why
+    if options.device.strip().lower() == "cpu" or (options.device.strip().lower() == "auto" and not torch.cuda.is_available()):
+        cpu = torch.device("cpu")
+        check_cpu_bf16(graph, pick_amp(options.amp if options.amp is not None else cfg.amp, cpu), cpu)
     if options.out is not None:
         check_out_folder(Path(options.out))
     check_data_dir(cfg, options.data_dir)

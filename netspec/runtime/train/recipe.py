@@ -42,7 +42,8 @@ def tta_forward(model: nn.Module, x: torch.Tensor, tta: str | None) -> torch.Ten
 
 
 def cpu_has_bf16() -> bool:
-    """Whether this CPU computes in bf16 natively (AVX512-BF16 or AMX), where bf16 autocast pays."""
+    """Whether oneDNN has bf16 kernels on this CPU: AVX-512 (BW, VL, DQ), native with
+    AVX512-BF16 or AMX, where bf16 autocast pays; torch's `mkldnn_bf16_device_check`."""
     try:
         return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
     except (AttributeError, RuntimeError):
@@ -59,7 +60,7 @@ def pick_amp(amp: str | None, device: torch.device) -> str | None:
 
 
 def check_cpu_bf16(graph: Graph, amp: str | None, device: torch.device) -> None:
-    """Refuse bf16 autocast on a CPU without native bf16 for a network with a layer that torch
+    """Refuse bf16 autocast on a CPU without oneDNN's bf16 kernels for a network with a layer that torch
     runs there only with oneDNN's bf16 kernel (LSTM), before a run folder is made: torch would
     fail at the first batch."""
     if amp != "bf16" or device.type != "cpu" or cpu_has_bf16():
@@ -68,5 +69,5 @@ def check_cpu_bf16(graph: Graph, amp: str | None, device: torch.device) -> None:
         op = registry.get(node.op)
         if op is not None and op.amp_cpu_native:
             raise TrainingError(
-                f"--amp bf16: layer {node.name!r} ({node.op}) runs under CPU bf16 autocast only on a CPU with native bf16 "
-                "(AVX512-BF16 or AMX), which this one lacks; train without --amp (--amp auto picks bf16 only where the CPU has it)")
+                f"--amp bf16: layer {node.name!r} ({node.op}) runs under CPU bf16 autocast only where oneDNN has bf16 kernels "
+                "(a CPU with AVX-512), which this one lacks; train without --amp (--amp auto picks bf16 only where the CPU has it)")

@@ -223,7 +223,7 @@ class TrainConfig(_Train):
     no_decay_norm_bias: bool = Field(False, strict=True, description="no weight decay on normalisation weights and biases (two parameter groups)")
     tta: Optional[Literal["flip"]] = Field(None, description="test-time augmentation in evaluation: flip averages the logits of each image and its mirror")
     accumulate: int = Field(1, strict=True, ge=1, le=4096, description="gradient accumulation: one optimizer step per this many batches (effective batch = batch_size × accumulate)")
-    amp: Optional[Literal["bf16", "fp16", "auto"]] = Field(None, description="autocast: bf16 (CPU or CUDA), fp16 (CUDA), auto (bf16 on CUDA and on CPUs with native bf16)")
+    amp: Optional[Literal["bf16", "fp16", "auto"]] = Field(None, description="autocast: bf16 (CPU or CUDA), fp16 (CUDA), auto (bf16 on CUDA and on CPUs with oneDNN bf16 kernels: AVX-512)")
     channels_last: Optional[bool] = Field(None, strict=True, description="NHWC memory format for image networks (default: on for CUDA)")
     sync_bn: bool = Field(False, strict=True, description="under DDP, batch norms become SyncBatchNorm (statistics over the global batch)")
 

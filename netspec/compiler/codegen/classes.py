@@ -362,13 +362,13 @@ def _renamed(config: Config, like: Config) -> Config | None:
     """`config` with its forward's values named as `like` names them, where the two compute
     the same once each member `like` has and `config` lacks passes its one input on (`out = x`
     for `out = self.proj(x)`); None where they compute otherwise."""
-    mine, theirs = _program(config), _program(like)
-    if mine is None or theirs is None:
+    steps, like_steps = _program(config), _program(like)
+    if steps is None or like_steps is None:
         return None
     value: dict[str, tuple] = {"x": ("input",)}  # like's names -> what they hold
     kept: list[tuple[_Statement, list[tuple]]] = []
     passed: set[str] = set()
-    for statement in theirs:
+    for statement in like_steps:
         reads = [value[r] for r in statement.reads]
         tag = like.lines[statement.line].tag
         if tag is not None and tag[1] not in config.units:  # absent from config: its input passed on
@@ -383,19 +383,19 @@ def _renamed(config: Config, like: Config) -> Config | None:
         if statement.target is not None:
             value[statement.target] = ("line", len(kept))
         kept.append((statement, reads))
-    if len(kept) != len(mine):
+    if len(kept) != len(steps):
         return None
     own: dict[str, tuple] = {"x": ("input",)}
     lines = list(config.lines)
-    for k, ((theirs_at, reads), statement) in enumerate(zip(kept, mine)):
-        a, b = like.lines[theirs_at.line], config.lines[statement.line]
-        if a.tag != b.tag or _masked(a.key, theirs_at.at) != _masked(b.key, statement.at):
+    for k, ((model, reads), statement) in enumerate(zip(kept, steps)):
+        a, b = like.lines[model.line], config.lines[statement.line]
+        if a.tag != b.tag or _masked(a.key, model.at) != _masked(b.key, statement.at):
             return None
         if [own[r] for r in statement.reads] != reads:
             return None
         if statement.target is not None:
             own[statement.target] = ("line", k)
-        renamed = _rename(b, statement.at, ([theirs_at.target] if theirs_at.target else []) + theirs_at.reads)
+        renamed = _rename(b, statement.at, ([model.target] if model.target else []) + model.reads)
         if renamed is None:
             return None
         lines[statement.line] = renamed

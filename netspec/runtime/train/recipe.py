@@ -51,7 +51,7 @@ def cpu_has_bf16() -> bool:
 
 
 def pick_amp(amp: str | None, device: torch.device) -> str | None:
-    """`auto` -> bf16 on a CUDA GPU with bf16 and on a CPU with native bf16, else no autocast."""
+    """`auto` -> bf16 on a CUDA GPU with bf16 and on a CPU with oneDNN bf16 kernels (AVX-512), else no autocast."""
     if amp != "auto":
         return amp
     if device.type == "cuda":

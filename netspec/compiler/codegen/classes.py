@@ -70,6 +70,7 @@ class Line:
     key: tuple  # its tokens, the literal values left out
     slots: list[Slot]
     comment: int | None  # column of its comment
+    spans: list[tuple[int, int]]  # the columns of each token of its key after the indent
     head: bool = False  # opens a positional list: `self.conv = nn.Sequential(` or `super().__init__(`
     item: int = 0  # in such a list: 1 the first line of an element, 2 a further line of it
 
@@ -125,6 +126,7 @@ def parse(lines: list[str], tags: list[Tag], params: dict[str, Any], in_width: i
     keys: list[list] = [[] for _ in lines]
     slots: list[list[Slot]] = [[] for _ in lines]
     comments: list[int | None] = [None] * len(lines)
+    spans: list[list[tuple[int, int]]] = [[] for _ in lines]
     frames: list[dict] = []
     skip = 0
     for i, tok in enumerate(tokens):
@@ -158,10 +160,13 @@ def parse(lines: list[str], tags: list[Tag], params: dict[str, Any], in_width: i
                 slots[row].append(Slot(tok.start[1], end, lines[row][tok.start[1]:end], arg))
                 skip = 2
             else:
-                slots[row].append(Slot(tok.start[1], tok.end[1], tok.string, arg))
+                end = tok.end[1]
+                slots[row].append(Slot(tok.start[1], end, tok.string, arg))
             keys[row].append("<slot>")
+            spans[row].append((tok.start[1], end))
         else:
             keys[row].append((tok.type, tok.string))
+            spans[row].append((tok.start[1], tok.end[1]))
         if tok.type == tokenize.OP and tok.string in "([{":
             callee, j = "", i - 1
             while j >= 0 and tokens[j].type == tokenize.NAME:
@@ -180,7 +185,7 @@ def parse(lines: list[str], tags: list[Tag], params: dict[str, Any], in_width: i
     out = []
     for n, text in enumerate(lines):
         indent = len(text) - len(text.lstrip(" "))
-        out.append(Line(text, tags[n], (indent, *keys[n]), slots[n], comments[n]))
+        out.append(Line(text, tags[n], (indent, *keys[n]), slots[n], comments[n], spans[n]))
     _mark_lists(out)
     return Config(out, params, in_width)
 
@@ -395,10 +400,7 @@ def _renamed(config: Config, like: Config) -> Config | None:
             return None
         if statement.target is not None:
             own[statement.target] = ("line", k)
-        renamed = _rename(b, statement.at, ([model.target] if model.target else []) + model.reads)
-        if renamed is None:
-            return None
-        lines[statement.line] = renamed
+        lines[statement.line] = _rename(b, statement.at, ([model.target] if model.target else []) + model.reads)
     return Config(lines, config.params, config.in_width, frozenset(passed))
 
 
@@ -406,39 +408,23 @@ def _masked(key: tuple, at: list[int]) -> tuple:
     return tuple("<name>" if k in at else entry for k, entry in enumerate(key))
 
 
-def _rename(line: Line, at: list[int], names: list[str]) -> Line | None:
+def _rename(line: Line, at: list[int], names: list[str]) -> Line:
     """The line with the names at those places of its key replaced (its slots and comment moved)."""
-    try:
-        tokens = list(tokenize.generate_tokens(io.StringIO(line.text + "\n").readline))
-    except (tokenize.TokenError, SyntaxError):
-        return None
-    spans: list[tokenize.TokenInfo] = []  # per key entry after the indent
-    skip = 0
-    for i, tok in enumerate(tokens):
-        if tok.type in _SKIP:
-            continue
-        if skip:
-            skip -= 1
-            continue
-        skip = 2 if _module_class(tokens, i) is not None else 0
-        spans.append(tok)
-    if len(spans) != len(line.key) - 1:
-        return None
-    text, key = line.text, list(line.key)
+    text, key, spans = line.text, list(line.key), list(line.spans)
     slots = [Slot(s.start, s.end, s.text, s.arg) for s in line.slots]
     comment = line.comment
     for k, name in sorted(zip(at, names), reverse=True):
-        tok = spans[k - 1]
-        begin, end = tok.start[1], tok.end[1]
+        begin, end = spans[k - 1]
         text = text[:begin] + name + text[end:]
         key[k] = (tokenize.NAME, name)
         delta = len(name) - (end - begin)
+        spans = spans[:k - 1] + [(begin, begin + len(name))] + [(b + delta, e + delta) for b, e in spans[k:]]
         for slot in slots:
             if slot.start >= end:
                 slot.start, slot.end = slot.start + delta, slot.end + delta
         if comment is not None and comment >= end:
             comment += delta
-    return Line(text, line.tag, tuple(key), slots, comment, line.head, line.item)
+    return Line(text, line.tag, tuple(key), slots, comment, spans, line.head, line.item)
 
 
 def _forward_at(keys: list[tuple]) -> int | None:

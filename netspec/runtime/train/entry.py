@@ -185,19 +185,25 @@ def precheck(
     check_batch_split(cfg, world_size)
     if cfg.sync_bn and world_size > 1 and pick_device(options.device).type != "cuda":
         dist.sync_batchnorm(None, torch.device("cpu"))  # refuses, naming why
-    if options.device.strip().lower() == "cpu" or (options.device.strip().lower() == "auto" and not torch.cuda.is_available()):
-        cpu = torch.device("cpu")
-        check_cpu_bf16(graph, pick_amp(options.amp if options.amp is not None else cfg.amp, cpu), cpu)
+    device = options.device.strip().lower()
+    if device == "cpu" or (device == "auto" and not torch.cuda.is_available()):  # no CUDA set up in the launcher
+        _amp(graph, cfg, options, torch.device("cpu"))  # refuses bf16 autocast where torch cannot run it
     if options.out is not None:
         check_out_folder(Path(options.out))
     check_data_dir(cfg, options.data_dir)
 
 
 
-def _setup(device: torch.device, cfg: TrainConfig, options: RunOptions, graph: Graph) -> DeviceSetup:
-    """Autocast and memory format: RunOptions (the Python API's) over the spec's `train:`."""
+def _amp(graph: Graph, cfg: TrainConfig, options: RunOptions, device: torch.device) -> str | None:
+    """The autocast choice, RunOptions over the spec's `train:`, refused where this machine cannot run it."""
     amp = pick_amp(options.amp if options.amp is not None else cfg.amp, device)
     check_cpu_bf16(graph, amp, device)
+    return amp
+
+
+def _setup(device: torch.device, cfg: TrainConfig, options: RunOptions, graph: Graph) -> DeviceSetup:
+    """Autocast and memory format: RunOptions (the Python API's) over the spec's `train:`."""
+    amp = _amp(graph, cfg, options, device)
     channels_last = options.channels_last if options.channels_last is not None else cfg.channels_last
     return setup_device(device, amp, channels_last, options.deterministic)
 
